@@ -19,7 +19,7 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	touch $@ $(STAMP_RUN)
 
 run: $(STAMP_RUN)
-	$(PY) -m proxy demo --config examples/demo.yaml
+	PY=$(PY) bash examples/run-demo.sh
 
 test: $(STAMP_DEV)
 	$(PY) -m pytest

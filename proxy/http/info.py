@@ -1,0 +1,42 @@
+"""Per-stream facts gathered along the way and rendered once into the access log."""
+
+from __future__ import annotations
+
+
+class StreamInfo:
+    __slots__ = (
+        "bytes_received",
+        "bytes_sent",
+        "end_s",
+        "flags",
+        "method",
+        "path",
+        "protocol",
+        "request_id",
+        "response_started_s",
+        "start_s",
+        "status",
+        "upstream_host",
+        "upstream_model",
+        "upstream_provider",
+    )
+
+    def __init__(self, start_s: float, protocol: str) -> None:
+        self.start_s = start_s
+        self.protocol = protocol
+        self.method = ""
+        self.path = ""
+        self.request_id = ""
+        self.status = 0
+        self.bytes_received = 0
+        self.bytes_sent = 0
+        self.response_started_s = 0.0
+        self.end_s = 0.0
+        self.flags: list[str] = []
+        self.upstream_provider = ""
+        self.upstream_model = ""
+        self.upstream_host = ""
+
+    def add_flag(self, flag: str) -> None:
+        if flag and flag not in self.flags:
+            self.flags.append(flag)

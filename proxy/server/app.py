@@ -1,0 +1,144 @@
+"""`junction serve`: one worker in this process, or N workers sharing the port.
+
+With ``server.workers`` > 1 the parent forks the workers before any event loop exists; each
+binds the port with SO_REUSEPORT, so the kernel spreads connections across them. The parent
+only relays signals (TERM/INT drain, HUP reload) and restarts a worker that died on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy.errors import ConfigError
+from proxy.server.loop import loop_factory
+from proxy.server.worker import Worker
+
+if TYPE_CHECKING:
+    from proxy.config.model import JunctionConfig
+
+log = logging.getLogger("junction")
+
+RESTART_BACKOFF_S = 1.0
+
+
+def serve(
+    config: JunctionConfig,
+    *,
+    config_path: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> int:
+    logging.basicConfig(
+        level=getattr(logging, str(config.log.level).upper(), logging.INFO),
+        format="%(asctime)s junction[%(process)d] %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    workers = config.server.workers
+    if workers <= 1:
+        return run_worker(config, config_path, overrides, reuse_port=False)
+    return _supervise(config, config_path, overrides, workers)
+
+
+def run_worker(
+    config: JunctionConfig,
+    config_path: Path | None,
+    overrides: Mapping[str, Any] | None,
+    *,
+    reuse_port: bool,
+) -> int:
+    try:
+        factory = loop_factory(config.server.loop)
+    except ConfigError as exc:
+        print(f"junction: config error:\n{exc.message}", file=sys.stderr)
+        return 2
+
+    async def main() -> int:
+        worker = Worker(config, config_path=config_path, overrides=overrides, reuse_port=reuse_port)
+        try:
+            await worker.start()
+        except ConfigError as exc:
+            print(f"junction: {exc.message}", file=sys.stderr)
+            return 2
+        worker.install_signal_handlers()
+        scheme = "https" if config.listen.tls is not None else "http"
+        log.info(
+            "listening on %s://%s:%d (admin %s)",
+            scheme,
+            config.listen.host,
+            worker.port,
+            f"http://{config.admin.host}:{worker.admin_port}" if worker.admin_port else "off",
+        )
+        code = await worker.run_until_stopped()
+        log.info("drained, exiting")
+        return code
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())
+
+
+def _supervise(
+    config: JunctionConfig,
+    config_path: Path | None,
+    overrides: Mapping[str, Any] | None,
+    workers: int,
+) -> int:
+    children: dict[int, int] = {}  # pid -> slot
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # child
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, signal.SIG_DFL)
+            code = 1
+            try:
+                code = run_worker(config, config_path, overrides, reuse_port=True)
+            finally:
+                os._exit(code)
+        children[pid] = slot
+
+    def relay(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        if signum in (signal.SIGTERM, signal.SIGINT):
+            stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, relay)
+    for slot in range(workers):
+        spawn(slot)
+    log.info("started %d workers", workers)
+    worst = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        slot = children.pop(pid, -1)
+        code = os.waitstatus_to_exitcode(status)
+        if code == 2 and not stopping:
+            # A worker that cannot start (bad config, busy port) will not do better on retry.
+            log.error("worker %d could not start; stopping", pid)
+            relay(signal.SIGTERM, None)
+            worst = 2
+            continue
+        if stopping or slot < 0:
+            worst = max(worst, 0 if code == 0 else 1)
+            continue
+        log.error("worker %d exited with %d; restarting it", pid, code)
+        time.sleep(RESTART_BACKOFF_S)
+        if not stopping:
+            spawn(slot)
+    return worst

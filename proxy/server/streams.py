@@ -1,0 +1,127 @@
+"""Builds each request's filter chain from the route table and the current config snapshot."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from proxy.events import RequestHeaders
+from proxy.filters.api import DecoderFilter, EncoderFilter
+from proxy.filters.body import JsonBodyFilter
+from proxy.filters.local import ErrorReplyFilter, ModelsFilter, RootFilter
+from proxy.filters.request_id import RequestIdFilter
+from proxy.filters.router import RouterFilter
+from proxy.http.info import StreamInfo
+from proxy.http.stream import ActiveStream, RequestInfo
+from proxy.observability.access_log import AccessLog
+from proxy.routing.runtime import RuntimeConfig
+from proxy.routing.table import (
+    BadPathError,
+    Route,
+    RouteKind,
+    dialect_from_headers,
+    match,
+    normalize_path,
+)
+from proxy.upstream.api import UpstreamClient
+
+if TYPE_CHECKING:
+    from proxy.protocol.connection import DownstreamConnection
+
+
+class RuntimeHolder:
+    """The current config snapshot. A reload swaps it whole; a stream keeps the one it
+    began with."""
+
+    def __init__(self, runtime: RuntimeConfig) -> None:
+        self.current = runtime
+
+
+class Counters:
+    def __init__(self) -> None:
+        self.requests_total = 0
+        self.responses_by_class = [0, 0, 0, 0, 0, 0]  # index = status // 100
+        self.active_streams = 0
+
+
+class ProxyStreamFactory:
+    def __init__(
+        self,
+        holder: RuntimeHolder,
+        client: UpstreamClient,
+        loop: asyncio.AbstractEventLoop,
+        clock: Callable[[], float],
+        access_log: AccessLog | None,
+        counters: Counters,
+    ) -> None:
+        self._holder = holder
+        self._client = client
+        self._loop = loop
+        self._clock = clock
+        self._access_log = access_log
+        self.counters = counters
+
+    def new_stream(
+        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str
+    ) -> ActiveStream:
+        runtime = self._holder.current
+        info = StreamInfo(self._clock(), protocol)
+        info.method = event.method.decode("latin-1")
+        info.path = event.path.decode("latin-1")
+        self.counters.requests_total += 1
+        self.counters.active_streams += 1
+        rid = RequestIdFilter()
+        decoders: list[DecoderFilter]
+        try:
+            path = normalize_path(event.path)
+        except BadPathError as exc:
+            path = ""
+            dialect = dialect_from_headers(event.headers)
+            decoders = [rid, ErrorReplyFilter(400, str(exc))]
+        else:
+            route = match(path)
+            dialect = (
+                route.dialect
+                if route is not None and route.dialect is not None
+                else dialect_from_headers(event.headers)
+            )
+            decoders = [rid, *self._route_filters(route, event, path, runtime)]
+        request = RequestInfo(
+            event.method, event.path, path, event.authority, event.headers, dialect
+        )
+        encoders: list[EncoderFilter] = [rid]
+        return ActiveStream(sink, event.stream_id, request, info, decoders, encoders)
+
+    def _route_filters(
+        self, route: Route | None, event: RequestHeaders, path: str, runtime: RuntimeConfig
+    ) -> list[DecoderFilter]:
+        if route is None:
+            return [ErrorReplyFilter(404, f"no route for {path[:100]}")]
+        if event.method not in route.methods:
+            allowed = b", ".join(sorted(route.methods))
+            return [
+                ErrorReplyFilter(
+                    405,
+                    f"method {event.method.decode('latin-1')[:16]} is not allowed on {path}",
+                    kind="invalid_request_error",
+                    headers=[(b"allow", allowed)],
+                )
+            ]
+        if route.kind is RouteKind.PROXY:
+            return [
+                JsonBodyFilter(),
+                RouterFilter(runtime, self._client, self._loop, self._clock),
+            ]
+        if route.kind is RouteKind.MODELS:
+            return [ModelsFilter(runtime)]
+        return [RootFilter()]
+
+    def stream_done(self, stream: ActiveStream) -> None:
+        info = stream.info
+        info.end_s = self._clock()
+        c = self.counters
+        c.active_streams -= 1
+        c.responses_by_class[min(info.status // 100, 5)] += 1
+        if self._access_log is not None and self._holder.current.access_log:
+            self._access_log.record(info)

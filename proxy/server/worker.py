@@ -1,0 +1,246 @@
+"""One worker process: listeners, the upstream pools, signals, graceful drain and hot reload.
+
+How this works: `start()` binds the data and admin listeners and begins accepting. A drain
+(SIGTERM/SIGINT, or `drain()`) fails readiness, closes the listeners, asks every connection to
+finish (HTTP/1.1 ``Connection: close`` on the next response, HTTP/2 GOAWAY), waits for the
+in-flight streams up to ``server.drain_timeout_s``, then ends what is left with an in-band error
+and closes the pools. A second signal skips the wait. SIGHUP reloads the config file: the new
+snapshot is validated whole and swapped atomically; a bad file is logged and the old one kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from proxy.admin.handlers import AdminStreamFactory
+from proxy.errors import ConfigError, ShuttingDownError
+from proxy.observability.access_log import AccessLog
+from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
+from proxy.routing.runtime import RuntimeConfig
+from proxy.server.listener import bind_socket, server_tls_context
+from proxy.server.streams import Counters, ProxyStreamFactory, RuntimeHolder
+from proxy.upstream.client import PooledUpstreamClient
+
+if TYPE_CHECKING:
+    from proxy.config.model import JunctionConfig
+
+log = logging.getLogger("junction")
+
+
+class ConnectionSet:
+    """Live downstream connections of one listener, with the connection limit."""
+
+    def __init__(self, max_connections: int) -> None:
+        self.max_connections = max_connections
+        self.conns: set[DownstreamConnection] = set()
+        self.draining = False
+        self.rejected_total = 0
+        self.accepted_total = 0
+        self.empty = asyncio.Event()
+        self.empty.set()
+
+    def add(self, conn: DownstreamConnection) -> bool:
+        if len(self.conns) >= self.max_connections:
+            self.rejected_total += 1
+            return False
+        self.accepted_total += 1
+        self.conns.add(conn)
+        self.empty.clear()
+        return True
+
+    def remove(self, conn: DownstreamConnection) -> None:
+        self.conns.discard(conn)
+        if not self.conns:
+            self.empty.set()
+
+
+def connection_settings(cfg: JunctionConfig) -> ConnectionSettings:
+    lim = cfg.limits
+    return ConnectionSettings(
+        limits=lim.codec_limits(),
+        http1_impl=cfg.server.http,
+        request_header_timeout_s=lim.request_header_timeout_s,
+        request_body_timeout_s=lim.request_body_timeout_s,
+        keepalive_timeout_s=lim.keepalive_timeout_s,
+        write_buffer_high_bytes=lim.write_buffer_high_bytes,
+    )
+
+
+class Worker:
+    def __init__(
+        self,
+        config: JunctionConfig,
+        *,
+        config_path: Path | None = None,
+        overrides: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        reuse_port: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self._config_path = config_path
+        self._overrides = overrides  # command-line flags, re-applied on every reload
+        self._env = env if env is not None else os.environ
+        self._reuse_port = reuse_port
+        self._clock = clock
+        self._servers: list[asyncio.Server] = []
+        self.port = 0
+        self.admin_port = 0
+        self.draining = False
+        self.reloads_total = 0
+        self.reload_failures_total = 0
+        self.last_reload_error = ""
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._signals = 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        self.holder = RuntimeHolder(RuntimeConfig.from_config(cfg))
+        self.client = PooledUpstreamClient(loop, cfg.upstream.upstream_settings(), self._clock)
+        self.counters = Counters()
+        self.access_log = AccessLog(sys.stdout.buffer, loop) if cfg.log.access_log else None
+        self.conns = ConnectionSet(cfg.server.max_connections)
+        self.admin_conns = ConnectionSet(256)
+        settings = connection_settings(cfg)
+        factory = ProxyStreamFactory(
+            self.holder, self.client, loop, self._clock, self.access_log, self.counters
+        )
+        ssl_ctx = None
+        if cfg.listen.tls is not None:
+            ssl_ctx = server_tls_context(
+                str(cfg.listen.tls.cert_file), str(cfg.listen.tls.key_file)
+            )
+        sock = bind_socket(cfg.listen.host, cfg.listen.port, reuse_port=self._reuse_port)
+        self.port = sock.getsockname()[1]
+        server = await loop.create_server(
+            self._protocol_factory(settings, factory, self.conns, loop),
+            sock=sock,
+            ssl=ssl_ctx,
+            ssl_handshake_timeout=cfg.server.tls_handshake_timeout_s if ssl_ctx else None,
+        )
+        self._servers.append(server)
+        if cfg.admin.enabled:
+            admin = AdminStreamFactory(lambda: not self.draining, self.stats, self._clock)
+            asock = bind_socket(cfg.admin.host, cfg.admin.port, reuse_port=self._reuse_port)
+            self.admin_port = asock.getsockname()[1]
+            self._servers.append(
+                await loop.create_server(
+                    self._protocol_factory(settings, admin, self.admin_conns, loop), sock=asock
+                )
+            )
+
+    def _protocol_factory(
+        self,
+        settings: ConnectionSettings,
+        factory: StreamFactory,
+        registry: ConnectionSet,
+        loop: asyncio.AbstractEventLoop,
+    ) -> Callable[[], DownstreamConnection]:
+        clock = self._clock
+
+        def make() -> DownstreamConnection:
+            return DownstreamConnection(settings, factory, registry, loop, clock)
+
+        return make
+
+    def stats(self) -> dict[str, object]:
+        c = self.counters
+        return {
+            "pid": os.getpid(),
+            "draining": self.draining,
+            "downstream": {
+                "connections_active": len(self.conns.conns),
+                "connections_total": self.conns.accepted_total,
+                "connections_rejected_total": self.conns.rejected_total,
+                "requests_total": c.requests_total,
+                "streams_active": c.active_streams,
+                "responses": {f"{i}xx": n for i, n in enumerate(c.responses_by_class) if i},
+            },
+            "upstream": self.client.stats(),
+            "config": {
+                "reloads_total": self.reloads_total,
+                "reload_failures_total": self.reload_failures_total,
+                "last_reload_error": self.last_reload_error or None,
+            },
+        }
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGTERM, self.request_stop)
+        loop.add_signal_handler(signal.SIGINT, self.request_stop)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+
+    def request_stop(self) -> None:
+        self._signals += 1
+        self._stop.set()
+        if self._signals > 1:
+            self._force.set()
+
+    async def run_until_stopped(self) -> int:
+        await self._stop.wait()
+        await self.drain()
+        return 0
+
+    async def drain(self) -> None:
+        """Stop accepting, let in-flight streams finish within the deadline, close the rest."""
+        if self.draining:
+            return
+        self.draining = True
+        self.conns.draining = True
+        for server in self._servers[:1]:
+            server.close()
+        for conn in list(self.conns.conns):
+            conn.start_drain()
+        deadline = self.config.server.drain_timeout_s
+        waiter = asyncio.ensure_future(self.conns.empty.wait())
+        forcer = asyncio.ensure_future(self._force.wait())
+        try:
+            await asyncio.wait({waiter, forcer}, timeout=deadline, return_when="FIRST_COMPLETED")
+        finally:
+            waiter.cancel()
+            forcer.cancel()
+        for conn in list(self.conns.conns):
+            conn.abort_all(ShuttingDownError("Junction is shutting down"))
+        for server in self._servers:
+            server.close()
+        for conn in list(self.admin_conns.conns):
+            conn.start_drain()
+        await self.client.close()
+        if self.access_log is not None:
+            self.access_log.flush()
+
+    def reload(self) -> bool:
+        """Re-read the config file; keep the running config when the new one is invalid."""
+        if self._config_path is None:
+            log.warning("reload requested but Junction was not started from a config file")
+            return False
+        from proxy.config.loader import load_config
+
+        try:
+            new = load_config(self._config_path, env=self._env, overrides=self._overrides)
+            runtime = RuntimeConfig.from_config(new)
+        except ConfigError as exc:
+            self.reload_failures_total += 1
+            self.last_reload_error = exc.message
+            log.error("config reload failed, keeping the running config:\n%s", exc.message)
+            return False
+        if new.listen != self.config.listen or new.server != self.config.server:
+            log.warning("listen/server settings changed: they take effect after a restart")
+        self.holder.current = runtime
+        self.config = new
+        self.reloads_total += 1
+        self.last_reload_error = ""
+        log.info("config reloaded from %s", self._config_path)
+        return True

@@ -1,0 +1,134 @@
+"""`PooledUpstreamClient`: the `UpstreamClient` of api.py over per-origin keep-alive pools.
+
+How this works: one `OriginPool` per distinct `Origin`, created on first use. ``request`` builds
+the exchange and runs the pool's synchronous assignment step; nothing awaits on that path and
+no handler callback runs inside it. One timer sweeps idle connections, armed only while some
+pool has any, so a busy hot path sets no per-request timer. ``close`` fails what is queued,
+closes every connection and waits for the connect tasks it cancelled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from proxy.errors import UpstreamConnectError
+from proxy.headers import Headers
+from proxy.upstream.api import (
+    Exchange,
+    Origin,
+    ResponseHandler,
+    UpstreamClient,
+    UpstreamSettings,
+)
+from proxy.upstream.connect import Connector
+from proxy.upstream.exchange import PooledExchange
+from proxy.upstream.pool import OriginPool, PoolCounters
+
+
+class PooledUpstreamClient:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        settings: UpstreamSettings,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        sweep_interval_s: float = 1.0,
+    ) -> None:
+        self._loop = loop
+        self._settings = settings
+        self._clock = clock
+        self._sweep_interval_s = sweep_interval_s
+        self._connector = Connector(loop, settings, clock)
+        self._counters = PoolCounters()
+        self._pools: dict[Origin, OriginPool] = {}
+        self._sweep_handle: asyncio.TimerHandle | None = None
+        self._closed = False
+
+    def request(
+        self,
+        origin: Origin,
+        method: bytes,
+        path: bytes,
+        headers: Headers,
+        handler: ResponseHandler,
+        end_stream: bool,
+    ) -> Exchange:
+        pool = self._pools.get(origin)
+        if pool is None:
+            if self._closed:
+                ex = PooledExchange(
+                    self._loop, None, origin, method, path, headers, handler, end_stream
+                )
+                ex.fail_soon(UpstreamConnectError("upstream client closed"))
+                return ex
+            pool = self._pools[origin] = OriginPool(
+                self._loop,
+                origin,
+                self._settings,
+                self._clock,
+                self._connector,
+                self._counters,
+                self._arm_sweep,
+            )
+        ex = PooledExchange(self._loop, pool, origin, method, path, headers, handler, end_stream)
+        pool.assign(ex)
+        return ex
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._sweep_handle is not None:
+            self._sweep_handle.cancel()
+            self._sweep_handle = None
+        pools = list(self._pools.values())
+        for pool in pools:
+            await pool.close()
+        self._pools.clear()
+
+    def stats(self) -> dict[str, int]:
+        open_ = idle = active = pending = connecting = 0
+        for pool in self._pools.values():
+            o, i, a, p, c = pool.gauges()
+            open_ += o
+            idle += i
+            active += a
+            pending += p
+            connecting += c
+        counters = self._counters
+        return {
+            "connections_open": open_,
+            "connections_idle": idle,
+            "connections_connecting": connecting,
+            "exchanges_active": active,
+            "exchanges_pending": pending,
+            "connects_total": counters.connects_total,
+            "connect_failures_total": counters.connect_failures_total,
+            "reuses_total": counters.reuses_total,
+            "overflows_total": counters.overflows_total,
+            "stale_retries_total": counters.stale_retries_total,
+            "dns_cache_entries": len(self._connector.dns),
+        }
+
+    # -- idle sweep -------------------------------------------------------------------------
+    def _arm_sweep(self) -> None:
+        if self._sweep_handle is None and not self._closed:
+            self._sweep_handle = self._loop.call_later(self._sweep_interval_s, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweep_handle = None
+        now = self._clock()
+        remaining = False
+        for pool in self._pools.values():
+            if pool.sweep(now):
+                remaining = True
+        if remaining:
+            self._arm_sweep()
+
+
+if TYPE_CHECKING:  # mypy proves the classes satisfy the interfaces of api.py
+    _client: type[UpstreamClient] = PooledUpstreamClient
+    _exchange: type[Exchange] = PooledExchange

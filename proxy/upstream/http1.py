@@ -1,0 +1,253 @@
+"""An upstream HTTP/1.1 connection: the asyncio shell around an `Http1ClientCodec`.
+
+How this works: the pool binds one exchange at a time. ``bind`` writes the request head and any
+buffered body at once; later body chunks are written as the exchange sends them. Received bytes
+go straight into the codec, whose sink callbacks (on_response_*) forward to the exchange's
+handler — no task, no coroutine, no buffering of the body. An exchange is complete when both
+the request and the response are; the connection then goes back to the pool if the response
+allowed keep-alive, and closes otherwise. Whatever ends the connection early (EOF, reset,
+garbage, cancel mid-body) fails the bound exchange and detaches the connection from the pool
+right away, so the pool's counters never wait on the transport's own close callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from proxy.errors import UpstreamError, UpstreamProtocolError, UpstreamResetError
+from proxy.headers import Headers
+from proxy.upstream.api import UpstreamSettings
+from proxy.upstream.exchange import ACTIVE, CANCELLED, DONE, QUEUED, PooledExchange
+from proxy.upstream.http1_codec import make_codec
+
+if TYPE_CHECKING:
+    from proxy.upstream.pool import OriginPool
+
+
+class Http1Connection(asyncio.Protocol):
+    is_h2 = False
+
+    __slots__ = (
+        "_closed",
+        "_codec",
+        "_ex",
+        "_pool",
+        "_request_done",
+        "_response_done",
+        "_write_paused",
+        "authority",
+        "exchanges",
+        "last_used",
+        "transport",
+    )
+
+    def __init__(self, pool: OriginPool, settings: UpstreamSettings) -> None:
+        self._pool = pool
+        self._codec = make_codec(settings.http1_codec, self, settings.max_response_header_bytes)
+        self.authority = pool.origin.authority
+        self.transport: asyncio.Transport | None = None
+        self._ex: PooledExchange | None = None
+        self._request_done = False
+        self._response_done = False
+        self._write_paused = False
+        self._closed = False
+        self.exchanges = 0  # how many exchanges this connection carried
+        self.last_used = 0.0
+
+    # -- pool side ------------------------------------------------------------------------
+    @property
+    def usable(self) -> bool:
+        transport = self.transport
+        return not self._closed and transport is not None and not transport.is_closing()
+
+    @property
+    def idle(self) -> bool:
+        return self._ex is None
+
+    def bind(self, ex: PooledExchange) -> bool:
+        """Start ``ex`` here. False when the connection proved dead before a byte of the
+        request went out (the pool then retries elsewhere); the connection is closed then."""
+        transport = self.transport
+        if transport is None or self._closed or transport.is_closing():
+            self.close()
+            return False
+        try:
+            head = self._codec.encode_head(
+                ex.method, ex.path, self.authority, ex.headers, ex.body_end and not ex.body
+            )
+            out = [head]
+            for chunk in ex.body:  # kept on the exchange until the write is known to work
+                out.append(self._codec.encode_data(chunk))
+            if ex.body_end:
+                out.append(self._codec.encode_end())
+        except UpstreamProtocolError as exc:
+            # Nothing reached the wire, but the codec may be wedged (h11 is): start afresh.
+            ex.state = ACTIVE  # not queued, not carried: cancel() before the call is a no-op
+            ex.fail_soon(exc)
+            self.close()
+            return True
+        self._ex = ex
+        ex.carrier = self
+        ex.state = ACTIVE
+        self._request_done = ex.body_end
+        self._response_done = False
+        self.exchanges += 1
+        if ex.paused:
+            transport.pause_reading()
+        transport.write(b"".join(out) if len(out) > 1 else head)
+        if transport.is_closing():
+            # The write failed at once (the peer had reset the idle connection): nothing
+            # reached the server, so the exchange may go elsewhere.
+            self._ex = None
+            ex.carrier = None
+            ex.state = QUEUED
+            self.close()
+            return False
+        ex.body = []
+        return True
+
+    def close(self) -> None:
+        """Close now and leave the pool. The bound exchange, if any, must already be settled."""
+        if not self._closed:
+            self._closed = True
+            if self.transport is not None:
+                self.transport.abort()
+            self._pool.on_closed(self)
+
+    # -- Carrier (exchange side) ------------------------------------------------------------
+    def send_data(self, ex: PooledExchange, data: bytes, end_stream: bool) -> None:
+        if ex is not self._ex or self._request_done or self.transport is None:
+            return
+        codec = self._codec
+        try:
+            out = codec.encode_data(data) if data else b""
+            if end_stream:
+                out += codec.encode_end()
+        except UpstreamProtocolError as exc:
+            self._abandon(exc)
+            return
+        if out:
+            self.transport.write(out)
+        if end_stream:
+            ex.body_end = True
+            self._request_done = True
+            if self._response_done:
+                self._complete()
+
+    def write_blocked(self, ex: PooledExchange) -> bool:
+        return self._write_paused and ex is self._ex
+
+    def pause(self, ex: PooledExchange) -> None:
+        if ex is self._ex and self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume(self, ex: PooledExchange) -> None:
+        if ex is self._ex and self.transport is not None:
+            self.transport.resume_reading()
+
+    def cancel(self, ex: PooledExchange) -> None:
+        if ex is not self._ex:
+            return
+        # Still bound means mid-exchange: nobody else can pick up its framing, so close.
+        self._ex = None
+        self.close()
+
+    # -- codec sink -------------------------------------------------------------------------
+    def on_response_head(self, status: int, headers: Headers) -> None:
+        ex = self._ex
+        if ex is not None and ex.state < DONE:
+            ex.handler.on_upstream_headers(status, headers)
+
+    def on_response_data(self, data: bytes) -> None:
+        ex = self._ex
+        if ex is not None and ex.state < DONE:
+            ex.handler.on_upstream_data(data)
+
+    def on_response_end(self) -> None:
+        self._response_done = True
+        ex = self._ex
+        if ex is not None:
+            ex.finish()
+        if self._request_done:
+            self._complete()
+        elif ex is not None and ex.state != CANCELLED:
+            # The server answered before the request body was complete (an early 4xx): the
+            # rest of the body has nowhere to go, so this connection cannot be reused.
+            self._ex = None
+            self.close()
+
+    def _complete(self) -> None:
+        """Both directions are done: reuse or close."""
+        ex = self._ex
+        self._ex = None
+        if ex is not None:
+            ex.carrier = None
+        transport = self.transport
+        if self._closed or transport is None:
+            return
+        if not self._codec.reusable or transport.is_closing():
+            self.close()
+            return
+        self._codec.next_cycle()
+        if ex is not None and ex.paused:
+            transport.resume_reading()  # idle connections must notice the server's close
+        self._pool.release(self)
+
+    def shutdown(self, error: UpstreamError) -> None:
+        """Close now, failing the bound exchange with ``error``."""
+        self._abandon(error)
+
+    def _abandon(self, error: UpstreamError) -> None:
+        ex = self._ex
+        self._ex = None
+        self.close()
+        if ex is not None:
+            ex.fail(error)
+
+    # -- asyncio.Protocol -------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        if self._ex is None:
+            # Bytes while idle (or after a cancel): nothing can be waiting for them.
+            self.close()
+            return
+        try:
+            self._codec.receive(data)
+        except UpstreamProtocolError as exc:
+            self._abandon(exc)
+
+    def eof_received(self) -> bool | None:
+        self._on_eof()
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._on_eof()
+        self.transport = None
+
+    def _on_eof(self) -> None:
+        ex = self._ex
+        if ex is not None and not self._response_done and self._codec.receive_eof():
+            return  # a close-delimited body just ended; on_response_end settled everything
+        self._ex = None
+        if not self._closed:
+            self.close()
+        if ex is not None and ex.state < DONE:
+            ex.fail(
+                UpstreamResetError(
+                    f"upstream {self._pool.origin.host} closed the connection before the "
+                    "response completed",
+                    request_bytes_sent=True,
+                )
+            )
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        ex = self._ex
+        if ex is not None and ex.state < DONE and not self._request_done:
+            ex.handler.on_upstream_writable()
