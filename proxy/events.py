@@ -1,4 +1,8 @@
-"""Events the downstream codecs emit. Frozen and slotted: they are made per request."""
+"""Events the downstream codecs emit, made per request and per chunk.
+
+Slotted but not frozen: a frozen dataclass pays object.__setattr__ per field (about 1 µs per
+event here, against 0.2 µs). Treat them as immutable all the same: nothing assigns to them.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ from dataclasses import dataclass
 from proxy.headers import Headers
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestHeaders:
     stream_id: int
     method: bytes
@@ -19,14 +23,14 @@ class RequestHeaders:
     content_length: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RequestData:
     stream_id: int
     data: bytes
     end_stream: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamReset:
     """The client reset one stream (HTTP/2 RST_STREAM, or a stream the codec refused)."""
 
@@ -34,7 +38,7 @@ class StreamReset:
     error_code: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StreamDrained:
     """Data the codec was holding for ``stream_id`` (flow control) has been sent: write more.
 
@@ -44,7 +48,7 @@ class StreamDrained:
     stream_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ConnectionTerminated:
     """The client sent GOAWAY; streams above ``last_stream_id`` will not be processed."""
 

@@ -10,11 +10,27 @@ from proxy.headers import Headers, is_safe_value
 MAX_REQUEST_ID_BYTES = 128
 
 
-class RequestIdFilter:
-    __slots__ = ("_cb", "_id")
+class RequestIdSource:
+    """Unique ids without a random draw per request: a random per-process prefix plus a
+    counter (os.urandom is a syscall; this is a format call)."""
+
+    __slots__ = ("_n", "_prefix")
 
     def __init__(self) -> None:
+        self._prefix = os.urandom(8).hex().encode()
+        self._n = 0
+
+    def next(self) -> bytes:
+        self._n += 1
+        return b"%s%08x" % (self._prefix, self._n)
+
+
+class RequestIdFilter:
+    __slots__ = ("_cb", "_id", "_source")
+
+    def __init__(self, source: RequestIdSource) -> None:
         self._id = b""
+        self._source = source
 
     def set_decoder_callbacks(self, callbacks: FilterCallbacks) -> None:
         self._cb = callbacks
@@ -32,7 +48,7 @@ class RequestIdFilter:
                     del headers[i]
                 break
         if not rid:
-            rid = os.urandom(12).hex().encode()
+            rid = self._source.next()
             headers.append((b"x-request-id", rid))
         self._id = rid
         self._cb.info.request_id = rid.decode("ascii")

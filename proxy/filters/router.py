@@ -5,14 +5,13 @@ body (proxy routes are JSON). The router chooses a `Target`, rebuilds the header
 and client credentials removed, the provider's key injected), rewrites ``model`` when the
 target's differs, and starts an upstream exchange. Response headers and bytes are relayed as
 they arrive — never buffered whole — and the upstream is paused while the client cannot keep
-up. Two timers guard the exchange: time to the response headers and, once streaming, time
-without a byte; both are single loop timers re-armed lazily from activity stamps, so the
-per-chunk path only stores a float.
+up. Two deadlines guard the exchange: time to the response headers and, once streaming, time
+without a byte. The worker's shared DeadlineSweeper checks them against activity stamps, so
+the per-chunk path only stores a float.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ import orjson
 from proxy.errors import ProxyError, UpstreamError, UpstreamTimeoutError
 from proxy.filters.api import DataStatus, FilterCallbacks, HeadersStatus
 from proxy.headers import HOP_BY_HOP, Headers, is_safe_value
+from proxy.http.deadlines import DeadlineSweeper
 from proxy.routing.runtime import Provider, RuntimeConfig, Target
 from proxy.upstream.api import Exchange, UpstreamClient
 
@@ -47,27 +47,27 @@ class RouterFilter:
         "_done",
         "_exchange",
         "_got_headers",
-        "_loop",
         "_paused",
         "_runtime",
+        "_sweeper",
         "_target",
-        "_timer",
+        "_watched",
     )
 
     def __init__(
         self,
         runtime: RuntimeConfig,
         client: UpstreamClient,
-        loop: asyncio.AbstractEventLoop,
+        sweeper: DeadlineSweeper,
         clock: Callable[[], float],
     ) -> None:
         self._runtime = runtime
         self._client = client
-        self._loop = loop
+        self._sweeper = sweeper
         self._clock = clock
         self._exchange: Exchange | None = None
         self._target: Target | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._watched = False
         self._activity_s = 0.0
         self._got_headers = False
         self._paused = False
@@ -138,18 +138,18 @@ class RouterFilter:
                 provider.path_prefix + req.path,
                 headers,
                 self,
-                end_stream=not body,
+                end_stream=True,
+                body=body,
             )
         except UpstreamError as exc:
             self._done = True
             self._cb.send_error(exc)
             return
-        if body:
-            self._exchange.send_data(body, True)
         self._body_sent = True
         self._cb.set_watermark_listener(self)
         self._activity_s = self._clock()
-        self._arm(self._runtime.response_header_timeout_s)
+        self._watched = True
+        self._sweeper.watch(self)
 
     # -- response (ResponseHandler) ---------------------------------------------------------
 
@@ -170,13 +170,13 @@ class RouterFilter:
     def on_upstream_end(self) -> None:
         self._done = True
         self._exchange = None
-        self._cancel_timer()
+        self._unwatch()
         self._cb.encode_data(b"", True)
 
     def on_upstream_error(self, error: UpstreamError) -> None:
         self._done = True
         self._exchange = None
-        self._cancel_timer()
+        self._unwatch()
         self._cb.send_error(error)
 
     def on_upstream_writable(self) -> None:
@@ -195,43 +195,34 @@ class RouterFilter:
             if self._exchange is not None:
                 self._exchange.resume_reading()
 
-    # -- timers ------------------------------------------------------------------------------
+    # -- deadlines -------------------------------------------------------------------------
 
-    def _arm(self, after_s: float) -> None:
-        self._timer = self._loop.call_later(after_s, self._on_timer)
+    def _unwatch(self) -> None:
+        if self._watched:
+            self._watched = False
+            self._sweeper.unwatch(self)
 
-    def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _on_timer(self) -> None:
-        self._timer = None
-        if self._done:
+    def check_deadline(self, now: float) -> None:
+        if self._done or self._paused:
+            # A slow client is not an upstream stall; the connection's own timers guard it.
             return
-        limit = (
-            self._runtime.stream_idle_timeout_s
-            if self._got_headers
-            else self._runtime.response_header_timeout_s
-        )
-        if self._paused:
-            # A slow client is not an upstream stall; the connection's own idle timers
-            # guard the client side.
-            self._arm(limit)
+        if self._got_headers:
+            limit = self._runtime.stream_idle_timeout_s
+            what = "stream idle timeout"
+        else:
+            limit = self._runtime.response_header_timeout_s
+            what = "upstream response timeout"
+        if now - self._activity_s < limit:
             return
-        idle = self._clock() - self._activity_s
-        if idle < limit:
-            self._arm(limit - idle)
-            return
-        what = "stream idle timeout" if self._got_headers else "upstream response timeout"
         self._done = True
+        self._unwatch()
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None
         self._cb.send_error(UpstreamTimeoutError(f"{what} after {limit:g}s"))
 
     def on_destroy(self) -> None:
-        self._cancel_timer()
+        self._unwatch()
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None

@@ -97,6 +97,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._active_h1: ActiveStream | None = None
         self._queued: deque[Event] = deque()
         self._write_paused = False
+        self._flush_scheduled = False
         self._read_paused = False
         self._closed = False
         self._draining = False
@@ -155,13 +156,8 @@ class DownstreamConnection(asyncio.Protocol):
                 return
         self._flush()
         self._update_state(now)
-        if (
-            not self._read_paused
-            and len(self._queued) > MAX_QUEUED_PIPELINE_EVENTS
-            and self.transport is not None
-        ):
-            self._read_paused = True
-            self.transport.pause_reading()
+        if len(self._queued) > MAX_QUEUED_PIPELINE_EVENTS:
+            self._set_reading()
 
     def eof_received(self) -> bool | None:
         # A half-closed HTTP/1.1 client may still want its in-flight answer; HTTP/2 cannot.
@@ -179,12 +175,26 @@ class DownstreamConnection(asyncio.Protocol):
         self._registry.remove(self)
 
     def pause_writing(self) -> None:
+        # A client that does not read its answers may not send more requests (or HTTP/2
+        # frames that make us answer) either.
         self._write_paused = True
+        self._set_reading()
 
     def resume_writing(self) -> None:
         self._write_paused = False
+        self._set_reading()
         for s in list(self._streams.values()):
             s.on_writable()
+
+    def _set_reading(self) -> None:
+        want_pause = self._write_paused or len(self._queued) > MAX_QUEUED_PIPELINE_EVENTS
+        if want_pause == self._read_paused or self.transport is None or self._closed:
+            return
+        self._read_paused = want_pause
+        if want_pause:
+            self.transport.pause_reading()
+        else:
+            self.transport.resume_reading()
 
     # -- codec selection and events ----------------------------------------------------------
 
@@ -250,7 +260,13 @@ class DownstreamConnection(asyncio.Protocol):
         if codec is None or self._closed:
             return
         codec.send_headers(stream_id, status, headers, end)
-        self._flush()
+        if end:
+            self._flush()
+        elif not self._flush_scheduled:
+            # The body usually follows within this same upstream read: let the head leave in
+            # the same write, or on the next loop turn when it does not.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
 
     def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
         codec = self.codec
@@ -315,10 +331,8 @@ class DownstreamConnection(asyncio.Protocol):
                     if stream is not None:
                         stream.on_request_data(data_ev.data, data_ev.end_stream)
         self._flush()
-        if self._read_paused and len(self._queued) <= MAX_QUEUED_PIPELINE_EVENTS // 2:
-            self._read_paused = False
-            if self.transport is not None and not self._closed:
-                self.transport.resume_reading()
+        if self._read_paused:
+            self._set_reading()
         self._update_state(self._clock())
 
     # -- drain, errors, close -------------------------------------------------------------------
@@ -353,6 +367,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._close()
 
     def _flush(self) -> None:
+        self._flush_scheduled = False
         codec = self.codec
         if codec is None or self.transport is None:
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -10,8 +9,9 @@ from proxy.events import RequestHeaders
 from proxy.filters.api import DecoderFilter, EncoderFilter
 from proxy.filters.body import JsonBodyFilter
 from proxy.filters.local import ErrorReplyFilter, ModelsFilter, RootFilter
-from proxy.filters.request_id import RequestIdFilter
+from proxy.filters.request_id import RequestIdFilter, RequestIdSource
 from proxy.filters.router import RouterFilter
+from proxy.http.deadlines import DeadlineSweeper
 from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
 from proxy.observability.access_log import AccessLog
@@ -50,14 +50,15 @@ class ProxyStreamFactory:
         self,
         holder: RuntimeHolder,
         client: UpstreamClient,
-        loop: asyncio.AbstractEventLoop,
+        sweeper: DeadlineSweeper,
         clock: Callable[[], float],
         access_log: AccessLog | None,
         counters: Counters,
     ) -> None:
         self._holder = holder
         self._client = client
-        self._loop = loop
+        self._sweeper = sweeper
+        self._ids = RequestIdSource()
         self._clock = clock
         self._access_log = access_log
         self.counters = counters
@@ -71,7 +72,7 @@ class ProxyStreamFactory:
         info.path = event.path.decode("latin-1")
         self.counters.requests_total += 1
         self.counters.active_streams += 1
-        rid = RequestIdFilter()
+        rid = RequestIdFilter(self._ids)
         decoders: list[DecoderFilter]
         try:
             path = normalize_path(event.path)
@@ -111,7 +112,7 @@ class ProxyStreamFactory:
         if route.kind is RouteKind.PROXY:
             return [
                 JsonBodyFilter(),
-                RouterFilter(runtime, self._client, self._loop, self._clock),
+                RouterFilter(runtime, self._client, self._sweeper, self._clock),
             ]
         if route.kind is RouteKind.MODELS:
             return [ModelsFilter(runtime)]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.admin.handlers import AdminStreamFactory
 from proxy.errors import ConfigError, ShuttingDownError
+from proxy.http.deadlines import DeadlineSweeper
 from proxy.observability.access_log import AccessLog
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
 from proxy.routing.runtime import RuntimeConfig
@@ -112,8 +113,9 @@ class Worker:
         self.conns = ConnectionSet(cfg.server.max_connections)
         self.admin_conns = ConnectionSet(256)
         settings = connection_settings(cfg)
+        self.sweeper = DeadlineSweeper(loop, self._clock)
         factory = ProxyStreamFactory(
-            self.holder, self.client, loop, self._clock, self.access_log, self.counters
+            self.holder, self.client, self.sweeper, self._clock, self.access_log, self.counters
         )
         ssl_ctx = None
         if cfg.listen.tls is not None:
@@ -218,6 +220,7 @@ class Worker:
         for conn in list(self.admin_conns.conns):
             conn.start_drain()
         await self.client.close()
+        self.sweeper.close()
         if self.access_log is not None:
             self.access_log.flush()
 

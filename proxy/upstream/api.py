@@ -97,10 +97,12 @@ class UpstreamClient(Protocol):
         headers: Headers,
         handler: ResponseHandler,
         end_stream: bool,
+        body: bytes = b"",
     ) -> Exchange:
         """Start an exchange. ``headers`` carry no Host/hop-by-hop headers; the client sets
-        Host (or :authority) from the origin. Raises UpstreamOverflowError at once when the
-        origin's wait queue is full."""
+        Host (or :authority) from the origin. ``body`` is the first (with ``end_stream``, the
+        only) piece of the request body: it leaves in the same write as the head. Raises
+        UpstreamOverflowError at once when the origin's wait queue is full."""
         ...
 
     async def close(self) -> None:

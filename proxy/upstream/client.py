@@ -55,6 +55,7 @@ class PooledUpstreamClient:
         headers: Headers,
         handler: ResponseHandler,
         end_stream: bool,
+        body: bytes = b"",
     ) -> Exchange:
         pool = self._pools.get(origin)
         if pool is None:
@@ -74,6 +75,8 @@ class PooledUpstreamClient:
                 self._arm_sweep,
             )
         ex = PooledExchange(self._loop, pool, origin, method, path, headers, handler, end_stream)
+        if body:
+            ex.body.append(body)
         pool.assign(ex)
         return ex
 

@@ -1,0 +1,152 @@
+"""Streaming through Junction against scripted upstreams: timing, backpressure, faults."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.support.h1server import ScriptedHttp1Server, sse, stall, stream_body
+
+from .harness import LoopThread, Running
+from .rawhttp import RawConn
+
+MSG = json.dumps(
+    {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 8,
+        "stream": True,
+        "messages": [{"role": "user", "content": "x"}],
+    }
+).encode()
+HEADERS = [("content-type", "application/json"), ("anthropic-version", "2023-06-01")]
+
+
+def start_scripted(lt: LoopThread, responder: Any) -> ScriptedHttp1Server:
+    async def go() -> ScriptedHttp1Server:
+        return await ScriptedHttp1Server(responder).start()
+
+    return lt.run(go())
+
+
+def via(
+    junction_factory: Callable[..., Running], server: ScriptedHttp1Server, **extra: Any
+) -> Running:
+    origin = server.origin()
+    return junction_factory(
+        providers=[
+            {
+                "name": "scripted",
+                "dialect": "anthropic",
+                "base_url": f"http://{origin.host}:{origin.port}",
+                "api_key": "k",
+            }
+        ],
+        router={"default": "scripted,claude-sonnet-4-5"},
+        **extra,
+    )
+
+
+def read_until(c: RawConn, marker: bytes, buf: bytearray) -> None:
+    while marker not in buf:
+        chunk = c.sock.recv(65536)
+        assert chunk, bytes(buf)
+        buf += chunk
+
+
+def test_sse_events_pass_through_before_the_next_exists(
+    lt: LoopThread, junction_factory: Callable[..., Running]
+) -> None:
+    gates = [asyncio.Event() for _ in range(3)]
+    events = [f'event: e{i}\ndata: {{"i":{i}}}\n\n'.encode() for i in range(4)]
+    server = start_scripted(lt, sse(events, gates=gates))
+    run = via(junction_factory, server)
+    c = RawConn(run.port)
+    c.request("POST", "/v1/messages", HEADERS, MSG)
+    buf = bytearray()
+    for i in range(4):
+        # Event i arrives while the upstream has not yet been allowed to write event i + 1.
+        read_until(c, b"event: e%d" % i, buf)
+        if i < 3:
+            lt.loop.call_soon_threadsafe(gates[i].set)
+    read_until(c, b"0\r\n\r\n", buf)
+    lt.run(server.stop())
+
+
+def test_slow_reader_pauses_upstream_and_memory_stays_bounded(
+    lt: LoopThread, junction_factory: Callable[..., Running]
+) -> None:
+    total = 64 * 1024 * 1024
+    server = start_scripted(lt, stream_body(total))
+    run = via(junction_factory, server)
+    c = RawConn(run.port, timeout=20)
+    c.request("POST", "/v1/messages", HEADERS, MSG)
+    time.sleep(1.0)  # the client reads nothing
+    written = lt.call(lambda: sum(conn.bytes_written for conn in server.connections))
+    # Socket buffers on both hops plus the proxy's bounded write buffer, nowhere near 64 MiB.
+    assert written < 24 * 1024 * 1024, written
+    got = 0
+    while got < total:
+        chunk = c.sock.recv(1 << 20)
+        assert chunk
+        got += len(chunk)
+    assert got >= total
+    lt.run(server.stop())
+
+
+def test_upstream_reset_after_commit_gives_in_band_error(
+    lt: LoopThread, junction_factory: Callable[..., Running]
+) -> None:
+    async def one_event_then_reset(request: Any, conn: Any) -> None:
+        await conn.send_head(200, [(b"content-type", b"text/event-stream")])
+        await conn.send_chunk(b'event: ping\ndata: {"a":1}\n\n')
+        await asyncio.sleep(0.05)  # let the event reach the proxy before the RST
+        conn.abort(rst=True)
+
+    server = start_scripted(lt, one_event_then_reset)
+    run = via(junction_factory, server)
+    c = RawConn(run.port)
+    c.request("POST", "/v1/messages", HEADERS, MSG)
+    out = c.read_all_raw()
+    assert out.startswith(b"HTTP/1.1 200")
+    assert b"event: ping" in out
+    assert b"event: error" in out and b'"type":"api_error"' in out
+    assert b"message_stop" not in out  # never a fabricated stop
+    assert out.endswith(b"0\r\n\r\n")
+    lt.run(server.stop())
+
+
+def test_no_response_headers_in_time_is_504(
+    lt: LoopThread, junction_factory: Callable[..., Running]
+) -> None:
+    server = start_scripted(lt, stall())
+    run = via(junction_factory, server, upstream={"response_header_timeout_s": 0.3})
+    c = RawConn(run.port)
+    c.request("POST", "/v1/messages", HEADERS, MSG)
+    resp, body = c.response()
+    assert resp.status_code == 504
+    assert json.loads(body)["error"]["type"] == "timeout_error"
+    assert run.upstream_stats()["exchanges_active"] == 0
+    lt.run(server.stop())
+
+
+@pytest.mark.parametrize("gap_s", [0.0])
+def test_stream_stall_after_first_event_ends_with_in_band_error(
+    lt: LoopThread, junction_factory: Callable[..., Running], gap_s: float
+) -> None:
+    gate = asyncio.Event()  # never set: the upstream stalls after the first event
+    server = start_scripted(
+        lt, sse([b"event: a\ndata: {}\n\n", b"event: b\ndata: {}\n\n"], gates=[gate])
+    )
+    run = via(junction_factory, server, upstream={"stream_idle_timeout_s": 0.3})
+    c = RawConn(run.port)
+    c.request("POST", "/v1/messages", HEADERS, MSG)
+    out = c.read_all_raw()
+    assert b"event: a" in out and b"event: b" not in out
+    assert b"event: error" in out and b"timeout_error" in out
+    assert run.upstream_stats()["exchanges_active"] == 0
+    lt.run(server.stop())
