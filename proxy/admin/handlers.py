@@ -70,9 +70,9 @@ class AdminStreamFactory:
         self._clock = clock
 
     def new_stream(
-        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str
+        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str, now: float
     ) -> ActiveStream:
-        info = StreamInfo(self._clock(), protocol)
+        info = StreamInfo(now, protocol)
         request = RequestInfo(
             event.method, event.path, "", event.authority, event.headers, Dialect.OPENAI
         )

@@ -47,8 +47,11 @@ class RouterFilter:
         "_done",
         "_exchange",
         "_got_headers",
+        "_head",
         "_paused",
+        "_progress",
         "_runtime",
+        "_seen_progress",
         "_sweeper",
         "_target",
         "_watched",
@@ -68,6 +71,9 @@ class RouterFilter:
         self._exchange: Exchange | None = None
         self._target: Target | None = None
         self._watched = False
+        self._head: tuple[int, Headers] | None = None
+        self._progress = 0
+        self._seen_progress = 0
         self._activity_s = 0.0
         self._got_headers = False
         self._paused = False
@@ -154,13 +160,22 @@ class RouterFilter:
     # -- response (ResponseHandler) ---------------------------------------------------------
 
     def on_upstream_headers(self, status: int, headers: Headers) -> None:
+        # Held until the first body bytes (or the end): the head then leaves in the same write,
+        # and a failure before any body byte can still be answered with a clean local reply.
         self._got_headers = True
-        self._activity_s = self._clock()
-        out = [(k, v) for k, v in headers if k not in HOP_BY_HOP]
-        self._cb.encode_headers(status, out, False)
+        self._progress += 1
+        self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
+
+    def _release_head(self, end_stream: bool) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._cb.encode_headers(head[0], head[1], end_stream)
 
     def on_upstream_data(self, data: bytes) -> None:
-        self._activity_s = self._clock()
+        self._progress += 1
+        if self._head is not None:
+            self._release_head(False)
         self._cb.encode_data(data, False)
         if not self._paused and not self._done and not self._cb.downstream_writable:
             self._paused = True
@@ -171,12 +186,16 @@ class RouterFilter:
         self._done = True
         self._exchange = None
         self._unwatch()
-        self._cb.encode_data(b"", True)
+        if self._head is not None:
+            self._release_head(True)
+        else:
+            self._cb.encode_data(b"", True)
 
     def on_upstream_error(self, error: UpstreamError) -> None:
         self._done = True
         self._exchange = None
         self._unwatch()
+        self._head = None
         self._cb.send_error(error)
 
     def on_upstream_writable(self) -> None:
@@ -206,6 +225,12 @@ class RouterFilter:
         if self._done or self._paused:
             # A slow client is not an upstream stall; the connection's own timers guard it.
             return
+        if self._progress != self._seen_progress:
+            # Bytes moved since the last check: the per-chunk path only bumps a counter and
+            # the time of progress is taken here, at tick resolution.
+            self._seen_progress = self._progress
+            self._activity_s = now
+            return
         if self._got_headers:
             limit = self._runtime.stream_idle_timeout_s
             what = "stream idle timeout"
@@ -219,6 +244,7 @@ class RouterFilter:
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None
+        self._head = None
         self._cb.send_error(UpstreamTimeoutError(f"{what} after {limit:g}s"))
 
     def on_destroy(self) -> None:

@@ -227,6 +227,13 @@ class ActiveStream:
         self.response_started = True
         for enc in self._encoders:
             enc.encode_headers(status, headers, end_stream)
+        rid = self.info.request_id
+        if rid:
+            for k, _ in headers:
+                if k == b"x-request-id":
+                    break
+            else:
+                headers.append((b"x-request-id", rid.encode("ascii")))
         self.info.status = status
         ctype = _content_type(headers)
         self._event_stream = ctype.startswith(b"text/event-stream")

@@ -58,7 +58,7 @@ class ConnectionSettings:
 
 class StreamFactory(Protocol):
     def new_stream(
-        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str
+        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str, now: float
     ) -> ActiveStream: ...
 
     def stream_done(self, stream: ActiveStream) -> None: ...
@@ -97,7 +97,6 @@ class DownstreamConnection(asyncio.Protocol):
         self._active_h1: ActiveStream | None = None
         self._queued: deque[Event] = deque()
         self._write_paused = False
-        self._flush_scheduled = False
         self._read_paused = False
         self._closed = False
         self._draining = False
@@ -244,7 +243,7 @@ class DownstreamConnection(asyncio.Protocol):
         return self._active_h1.stream_id if self._active_h1 is not None else 0
 
     def _start_stream(self, ev: RequestHeaders) -> None:
-        stream = self._factory.new_stream(self, ev, self._protocol)
+        stream = self._factory.new_stream(self, ev, self._protocol, self._last_rx)
         self._streams[ev.stream_id] = stream
         if not self._h2:
             self._active_h1 = stream
@@ -262,11 +261,8 @@ class DownstreamConnection(asyncio.Protocol):
         codec.send_headers(stream_id, status, headers, end)
         if end:
             self._flush()
-        elif not self._flush_scheduled:
-            # The body usually follows within this same upstream read: let the head leave in
-            # the same write, or on the next loop turn when it does not.
-            self._flush_scheduled = True
-            self._loop.call_soon(self._flush)
+        # Otherwise body bytes follow at once (streams start a response only when they have
+        # its first bytes), and the head leaves in the same write.
 
     def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
         codec = self.codec
@@ -367,7 +363,6 @@ class DownstreamConnection(asyncio.Protocol):
         self._close()
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
         codec = self.codec
         if codec is None or self.transport is None:
             return

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxy.events import RequestHeaders
-from proxy.filters.api import DecoderFilter, EncoderFilter
+from proxy.filters.api import DecoderFilter
 from proxy.filters.body import JsonBodyFilter
 from proxy.filters.local import ErrorReplyFilter, ModelsFilter, RootFilter
-from proxy.filters.request_id import RequestIdFilter, RequestIdSource
+from proxy.filters.request_id import MAX_REQUEST_ID_BYTES, RequestIdSource
 from proxy.filters.router import RouterFilter
+from proxy.headers import Headers, is_safe_value
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
@@ -64,22 +65,22 @@ class ProxyStreamFactory:
         self.counters = counters
 
     def new_stream(
-        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str
+        self, sink: DownstreamConnection, event: RequestHeaders, protocol: str, now: float
     ) -> ActiveStream:
         runtime = self._holder.current
-        info = StreamInfo(self._clock(), protocol)
+        info = StreamInfo(now, protocol)
         info.method = event.method.decode("latin-1")
         info.path = event.path.decode("latin-1")
+        info.request_id = self._request_id(event.headers)
         self.counters.requests_total += 1
         self.counters.active_streams += 1
-        rid = RequestIdFilter(self._ids)
         decoders: list[DecoderFilter]
         try:
             path = normalize_path(event.path)
         except BadPathError as exc:
             path = ""
             dialect = dialect_from_headers(event.headers)
-            decoders = [rid, ErrorReplyFilter(400, str(exc))]
+            decoders = [ErrorReplyFilter(400, str(exc))]
         else:
             route = match(path)
             dialect = (
@@ -87,12 +88,24 @@ class ProxyStreamFactory:
                 if route is not None and route.dialect is not None
                 else dialect_from_headers(event.headers)
             )
-            decoders = [rid, *self._route_filters(route, event, path, runtime)]
+            decoders = self._route_filters(route, event, path, runtime)
         request = RequestInfo(
             event.method, event.path, path, event.authority, event.headers, dialect
         )
-        encoders: list[EncoderFilter] = [rid]
-        return ActiveStream(sink, event.stream_id, request, info, decoders, encoders)
+        return ActiveStream(sink, event.stream_id, request, info, decoders, [])
+
+    def _request_id(self, headers: Headers) -> str:
+        """Keep a sane client ``x-request-id`` or make one; it travels upstream and is echoed
+        on the response (the stream adds it there)."""
+        for i, (k, v) in enumerate(headers):
+            if k == b"x-request-id":
+                if 0 < len(v) <= MAX_REQUEST_ID_BYTES and is_safe_value(v):
+                    return v.decode("ascii")
+                del headers[i]
+                break
+        rid = self._ids.next()
+        headers.append((b"x-request-id", rid))
+        return rid.decode("ascii")
 
     def _route_filters(
         self, route: Route | None, event: RequestHeaders, path: str, runtime: RuntimeConfig
