@@ -12,6 +12,7 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
+import hyperframe.frame
 import httpx
 import pytest
 import trustme
@@ -150,4 +151,61 @@ def test_h2_streamed_response_and_window_that_never_opens(
             break
         asyncio.run(asyncio.sleep(0.02))
     assert junction.upstream_stats()["exchanges_active"] == 0
+    sock.close()
+
+
+def test_h2_drain_sends_goaway_and_lets_open_stream_finish(
+    junction: Running, mock: MockProvider
+) -> None:
+    import threading
+
+    sock = socket.create_connection(("127.0.0.1", junction.port), timeout=10)
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    conn.initiate_connection()
+    body = json.dumps({**MSG, "stream": True}).encode()
+    conn.send_headers(
+        1,
+        [
+            (":method", "POST"),
+            (":path", "/v1/messages"),
+            (":scheme", "http"),
+            (":authority", "x"),
+            ("content-type", "application/json"),
+            ("x-mock-tokens-per-s", "40"),
+            ("x-mock-output-tokens", "20"),
+            ("content-length", str(len(body))),
+        ],
+    )
+    conn.send_data(1, body, end_stream=True)
+    sock.sendall(conn.data_to_send())
+    drainer = threading.Thread(target=junction.drain)
+    # Frames are read with hyperframe: the h2 library refuses every frame after a GOAWAY,
+    # while a conforming client keeps reading the streams the GOAWAY lets finish.
+    buf = b""
+    goaway_last = None
+    ended = False
+    data = b""
+    while not ended:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+        while len(buf) >= 9:
+            frame, length = hyperframe.frame.Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            frame.parse_body(memoryview(buf[9 : 9 + length]))
+            buf = buf[9 + length :]
+            if isinstance(frame, hyperframe.frame.DataFrame) and frame.stream_id == 1:
+                if not data:
+                    drainer.start()  # drain while the stream is running
+                data += frame.data
+                ended = "END_STREAM" in frame.flags
+            elif isinstance(frame, hyperframe.frame.GoAwayFrame):
+                goaway_last = frame.last_stream_id
+            elif isinstance(frame, hyperframe.frame.HeadersFrame) and "END_STREAM" in frame.flags:
+                ended = True
+    drainer.join(30)
+    assert goaway_last == 1
+    assert ended and b"event: message_stop" in data
     sock.close()

@@ -342,3 +342,23 @@ def test_idle_keepalive_connection_closed_after_timeout(
     resp, _ = c.response()
     assert resp.status_code == 200
     assert c.read_all_raw() == b""  # closed by the server, no bytes
+
+
+def test_connection_limit_drops_extra_connections(
+    junction_factory,
+    http1_codec: str,  # type: ignore[no-untyped-def]
+) -> None:
+    run = junction_factory(server={"http": http1_codec, "max_connections": 2})
+    a, b = RawConn(run.port), RawConn(run.port)
+    for c in (a, b):
+        c.request("GET", "/")
+        assert c.response()[0].status_code == 200
+    extra = RawConn(run.port, timeout=5)
+    assert extra.is_closed_by_peer()  # dropped at once, no answer
+    # The admin port still answers while the data port is full.
+    admin = RawConn(run.admin_port)
+    admin.request("GET", "/healthz")
+    assert admin.response()[0].status_code == 200
+    a.close()
+    b.close()
+    assert run.stats()["downstream"]["connections_rejected_total"] >= 1  # type: ignore[index]
