@@ -12,8 +12,8 @@ from pathlib import Path
 import h2.config
 import h2.connection
 import h2.events
-import hyperframe.frame
 import httpx
+import hyperframe.frame
 import pytest
 import trustme
 
