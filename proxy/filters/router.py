@@ -19,7 +19,7 @@ import orjson
 
 from proxy.errors import ProxyError, UpstreamError, UpstreamTimeoutError
 from proxy.filters.api import DataStatus, FilterCallbacks, HeadersStatus
-from proxy.headers import HOP_BY_HOP, Headers, is_safe_value
+from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.routing.runtime import Provider, RuntimeConfig, Target
 from proxy.upstream.api import Exchange, UpstreamClient
@@ -134,9 +134,6 @@ class RouterFilter:
         info.upstream_host = provider.origin.host
         body = _rewrite_model(req.body_json, body, target.model)
         headers = _upstream_headers(req.headers, provider, len(body))
-        if headers is None:
-            self._cb.send_local_reply(400, "a request header value is not allowed")
-            return
         try:
             self._exchange = self._client.request(
                 provider.origin,
@@ -262,19 +259,24 @@ def _rewrite_model(body_json: Any, body: bytes, model: str) -> bytes:
     return orjson.dumps(body_json)
 
 
-def _upstream_headers(headers: Headers, provider: Provider, body_len: int) -> Headers | None:
-    named: set[bytes] = set()
-    for k, v in headers:
-        if k == b"connection":
-            named.update(t.strip().lower() for t in v.split(b","))
+def _upstream_headers(headers: Headers, provider: Provider, body_len: int) -> Headers:
+    drop = _DROP_REQUEST
     out: Headers = []
-    for k, v in headers:
-        if k in _DROP_REQUEST or k in named or k.startswith(_INTERNAL_PREFIX):
+    named: set[bytes] | None = None
+    for h in headers:
+        k = h[0]
+        if k in drop:
+            if k == b"connection":
+                named = named or set()
+                named.update(t.strip().lower() for t in h[1].split(b","))
             continue
-        out.append((k, v))
+        if k[:11] != _INTERNAL_PREFIX:
+            out.append(h)
+    if named:
+        # Headers the client named in Connection are hop-by-hop too. Credentials are dropped
+        # anyway, so naming them cannot smuggle anything through.
+        out = [h for h in out if h[0] not in named]
     if provider.auth_header is not None:
-        if not is_safe_value(provider.auth_header[1]):
-            return None
-        out.append(provider.auth_header)
+        out.append(provider.auth_header)  # validated when the config was loaded
     out.append((b"content-length", b"%d" % body_len))
     return out

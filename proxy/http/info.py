@@ -24,9 +24,9 @@ class StreamInfo:
     def __init__(self, start_s: float, protocol: str) -> None:
         self.start_s = start_s
         self.protocol = protocol
-        self.method = ""
-        self.path = ""
-        self.request_id = ""
+        self.method = b""  # bytes as received; decoded only when a log line is written
+        self.path = b""
+        self.request_id = b""
         self.status = 0
         self.bytes_received = 0
         self.bytes_sent = 0

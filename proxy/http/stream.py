@@ -154,19 +154,20 @@ class ActiveStream:
         self._iterate_data(0, data, end_stream)
         self.sink.acknowledge(self.stream_id, len(data))
 
-    def _limit(self) -> int:
-        # Data reaches the filters up to the one holding header or data iteration.
-        last = len(self._decoders) - 1
-        if self._hdr_stop is not None and self._hdr_stop < last:
-            last = self._hdr_stop
-        if self._data_stop is not None and self._data_stop < last:
-            last = self._data_stop
-        return last
-
     def _iterate_data(self, start: int, data: bytes, end: bool) -> None:
         decoders = self._decoders
         i = start
-        while i <= self._limit():
+        last = len(decoders) - 1
+        while True:
+            # Data reaches the filters up to the one holding header or data iteration.
+            hold = self._hdr_stop
+            if hold is not None and hold < last:
+                last = hold
+            hold = self._data_stop
+            if hold is not None and hold < last:
+                last = hold
+            if i > last:
+                return
             self._dec_data = data
             status = decoders[i].decode_data(data, end)
             if self.destroyed:
@@ -190,6 +191,7 @@ class ActiveStream:
                     self._iterate_headers(i + 1)
                     if self.destroyed:
                         return
+                last = len(decoders) - 1
             i += 1
 
     def continue_decoding(self) -> None:
@@ -227,16 +229,17 @@ class ActiveStream:
         self.response_started = True
         for enc in self._encoders:
             enc.encode_headers(status, headers, end_stream)
-        rid = self.info.request_id
-        if rid:
-            for k, _ in headers:
-                if k == b"x-request-id":
-                    break
-            else:
-                headers.append((b"x-request-id", rid.encode("ascii")))
+        # One pass: is this an event stream (errors after commit go in-band), and does the
+        # x-request-id echo still need adding?
+        has_rid = False
+        for k, v in headers:
+            if k == b"content-type":
+                self._event_stream = v[:17].lower() == b"text/event-stream"
+            elif k == b"x-request-id":
+                has_rid = True
+        if not has_rid and self.info.request_id:
+            headers.append((b"x-request-id", self.info.request_id))
         self.info.status = status
-        ctype = _content_type(headers)
-        self._event_stream = ctype.startswith(b"text/event-stream")
         self.sink.write_headers(self.stream_id, status, headers, end_stream)
         if end_stream:
             self._finish_response()
@@ -244,16 +247,18 @@ class ActiveStream:
     def encode_data(self, data: bytes, end_stream: bool) -> None:
         if self.destroyed or self.response_complete:
             return
-        for enc in self._encoders:
-            self._enc_data = data
-            status = enc.encode_data(data, end_stream)
-            data = self._enc_data
-            if status is not DataStatus.CONTINUE and not end_stream:
-                return
+        if self._encoders:
+            for enc in self._encoders:
+                self._enc_data = data
+                status = enc.encode_data(data, end_stream)
+                data = self._enc_data
+                if status is not DataStatus.CONTINUE and not end_stream:
+                    return
         self.info.bytes_sent += len(data)
         self.sink.write_data(self.stream_id, data, end_stream)
         if end_stream:
-            self._finish_response()
+            self.response_complete = True
+            self._destroy()
 
     def replace_encoding_data(self, data: bytes) -> None:
         self._enc_data = data
@@ -324,14 +329,9 @@ class ActiveStream:
         self._dec_buffer.clear()
         for d in self._decoders:
             d.on_destroy()
-        for e in self._encoders:
-            if e not in self._decoders:  # type: ignore[comparison-overlap]
-                e.on_destroy()
+        if self._encoders:
+            for e in self._encoders:
+                if e not in self._decoders:  # type: ignore[comparison-overlap]
+                    e.on_destroy()
         self.sink.on_stream_done(self)
 
-
-def _content_type(headers: Headers) -> bytes:
-    for k, v in headers:
-        if k == b"content-type":
-            return v.lower()
-    return b""

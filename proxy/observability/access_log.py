@@ -32,10 +32,10 @@ class AccessLog:
         line = orjson.dumps(
             {
                 "ts": round(time.time(), 3),
-                "request_id": info.request_id,
+                "request_id": info.request_id.decode("latin-1"),
                 "protocol": info.protocol,
-                "method": info.method,
-                "path": info.path[:MAX_LOGGED_PATH],
+                "method": info.method.decode("latin-1"),
+                "path": info.path[:MAX_LOGGED_PATH].decode("latin-1"),
                 "status": info.status,
                 "flags": ",".join(info.flags) or "-",
                 "bytes_in": info.bytes_received,

@@ -211,12 +211,9 @@ class DownstreamConnection(asyncio.Protocol):
         return codec
 
     def _dispatch(self, ev: Event) -> None:
-        if isinstance(ev, RequestHeaders):
-            if not self._h2 and (self._active_h1 is not None or self._queued):
-                self._queued.append(ev)
-                return
-            self._start_stream(ev)
-        elif isinstance(ev, RequestData):
+        kind = type(ev)
+        if kind is RequestData:
+            assert isinstance(ev, RequestData)
             stream = self._streams.get(ev.stream_id)
             if stream is not None:
                 stream.on_request_data(ev.data, ev.end_stream)
@@ -224,11 +221,19 @@ class DownstreamConnection(asyncio.Protocol):
                 self._queued.append(ev)
             elif self.codec is not None:
                 self.codec.acknowledge_received(ev.stream_id, len(ev.data))
-        elif isinstance(ev, StreamReset):
+        elif kind is RequestHeaders:
+            assert isinstance(ev, RequestHeaders)
+            if not self._h2 and (self._active_h1 is not None or self._queued):
+                self._queued.append(ev)
+                return
+            self._start_stream(ev)
+        elif kind is StreamReset:
+            assert isinstance(ev, StreamReset)
             stream = self._streams.pop(ev.stream_id, None)
             if stream is not None:
                 stream.on_reset()
-        elif isinstance(ev, StreamDrained):
+        elif kind is StreamDrained:
+            assert isinstance(ev, StreamDrained)
             if ev.stream_id == 0:
                 for s in list(self._streams.values()):
                     s.on_writable()
@@ -236,7 +241,7 @@ class DownstreamConnection(asyncio.Protocol):
                 stream = self._streams.get(ev.stream_id)
                 if stream is not None:
                     stream.on_writable()
-        elif isinstance(ev, ConnectionTerminated) and not self._streams:
+        elif kind is ConnectionTerminated and not self._streams:
             self._close()
 
     def _current_h1_id(self) -> int:

@@ -69,8 +69,8 @@ class ProxyStreamFactory:
     ) -> ActiveStream:
         runtime = self._holder.current
         info = StreamInfo(now, protocol)
-        info.method = event.method.decode("latin-1")
-        info.path = event.path.decode("latin-1")
+        info.method = event.method
+        info.path = event.path
         info.request_id = self._request_id(event.headers)
         self.counters.requests_total += 1
         self.counters.active_streams += 1
@@ -94,18 +94,18 @@ class ProxyStreamFactory:
         )
         return ActiveStream(sink, event.stream_id, request, info, decoders, [])
 
-    def _request_id(self, headers: Headers) -> str:
+    def _request_id(self, headers: Headers) -> bytes:
         """Keep a sane client ``x-request-id`` or make one; it travels upstream and is echoed
         on the response (the stream adds it there)."""
         for i, (k, v) in enumerate(headers):
             if k == b"x-request-id":
                 if 0 < len(v) <= MAX_REQUEST_ID_BYTES and is_safe_value(v):
-                    return v.decode("ascii")
+                    return v
                 del headers[i]
                 break
         rid = self._ids.next()
         headers.append((b"x-request-id", rid))
-        return rid.decode("ascii")
+        return rid
 
     def _route_filters(
         self, route: Route | None, event: RequestHeaders, path: str, runtime: RuntimeConfig

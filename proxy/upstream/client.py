@@ -27,6 +27,9 @@ from proxy.upstream.connect import Connector
 from proxy.upstream.exchange import PooledExchange
 from proxy.upstream.pool import OriginPool, PoolCounters
 
+# Bound on the identity cache of request(): Origin objects beyond it take the hashing path.
+_POOL_BY_ID_ENTRIES = 64
+
 
 class PooledUpstreamClient:
     def __init__(
@@ -44,6 +47,7 @@ class PooledUpstreamClient:
         self._connector = Connector(loop, settings, clock)
         self._counters = PoolCounters()
         self._pools: dict[Origin, OriginPool] = {}
+        self._pool_by_id: dict[int, tuple[Origin, OriginPool]] = {}
         self._sweep_handle: asyncio.TimerHandle | None = None
         self._closed = False
 
@@ -57,14 +61,24 @@ class PooledUpstreamClient:
         end_stream: bool,
         body: bytes = b"",
     ) -> Exchange:
+        # Origin's dataclass hash runs in Python: callers pass the same few Origin objects,
+        # so look them up by identity first.
+        hit = self._pool_by_id.get(id(origin))
+        pool = hit[1] if hit is not None and hit[0] is origin else self._pool_for(origin)
+        ex = PooledExchange(
+            self._loop, pool, origin, method, path, headers, handler, end_stream, body
+        )
+        if pool is None:
+            ex.fail_soon(UpstreamConnectError("upstream client closed"))
+        else:
+            pool.assign(ex)
+        return ex
+
+    def _pool_for(self, origin: Origin) -> OriginPool | None:
+        if self._closed:
+            return None
         pool = self._pools.get(origin)
         if pool is None:
-            if self._closed:
-                ex = PooledExchange(
-                    self._loop, None, origin, method, path, headers, handler, end_stream
-                )
-                ex.fail_soon(UpstreamConnectError("upstream client closed"))
-                return ex
             pool = self._pools[origin] = OriginPool(
                 self._loop,
                 origin,
@@ -74,11 +88,10 @@ class PooledUpstreamClient:
                 self._counters,
                 self._arm_sweep,
             )
-        ex = PooledExchange(self._loop, pool, origin, method, path, headers, handler, end_stream)
-        if body:
-            ex.body.append(body)
-        pool.assign(ex)
-        return ex
+        if len(self._pool_by_id) < _POOL_BY_ID_ENTRIES:
+            # The entry keeps ``origin`` alive, so its id cannot be reused by another object.
+            self._pool_by_id[id(origin)] = (origin, pool)
+        return pool
 
     async def close(self) -> None:
         if self._closed:
@@ -87,6 +100,7 @@ class PooledUpstreamClient:
         if self._sweep_handle is not None:
             self._sweep_handle.cancel()
             self._sweep_handle = None
+        self._pool_by_id.clear()
         pools = list(self._pools.values())
         for pool in pools:
             await pool.close()

@@ -67,6 +67,7 @@ class PooledExchange:
         headers: Headers,
         handler: ResponseHandler,
         end_stream: bool,
+        body: bytes = b"",
     ) -> None:
         self.loop = loop
         self.pool = pool
@@ -75,7 +76,7 @@ class PooledExchange:
         self.path = path
         self.headers = headers
         self.handler = handler
-        self.body: list[bytes] = []  # bounded by the caller's request body limit
+        self.body: list[bytes] = [body] if body else []  # bounded by the caller's body limit
         self.body_end = end_stream
         self.state = QUEUED
         self.carrier: Carrier | None = None

@@ -1,24 +1,28 @@
 """Sans-I/O HTTP/1.1 client codecs: serialise one request, parse its response.
 
 How this works: a connection owns one codec and runs one exchange at a time on it. For each
-exchange it calls ``encode_head`` once, ``encode_data`` per body chunk and ``encode_end`` when
-the request is complete, writing what they return. Received bytes go to ``receive``, which calls
-the `ResponseSink` synchronously: ``on_response_head`` once (1xx interim responses are skipped),
-``on_response_data`` per body piece as it arrives and ``on_response_end``. When the peer closes,
-``receive_eof`` says whether that EOF completed a close-delimited body. After the response ended,
-``reusable`` tells whether the connection may carry another exchange and ``next_cycle`` readies
-the codec for it.
+exchange it calls ``encode_request`` once (the head plus whatever body is already known; the
+same as ``encode_head`` followed by ``encode_data`` per chunk and, with ``end_stream``,
+``encode_end``), then ``encode_data`` per later body chunk and ``encode_end`` when the request
+is complete, writing what they return. Received bytes go to ``receive``, which calls the
+`ResponseSink` synchronously: ``on_response_head`` once (1xx interim responses are skipped),
+``on_response_data`` per body piece as it arrives and ``on_response_end``. Before
+``on_response_end`` the codec sets ``reusable`` (whether the connection may carry another
+exchange) and readies itself for the next one, so the sink may start the next exchange from
+inside that call. When the peer closes, ``receive_eof`` says whether that EOF completed a
+close-delimited body.
 
 Two implementations sit behind that interface: `HttptoolsCodec` (llhttp; the fast path) and
-`H11Codec` (pure Python, strict). Both raise `UpstreamProtocolError` on bad bytes, on headers
-over the size bound, and when the request body disagrees with its declared length.
+`H11Codec` (http1_h11.py; pure Python, strict). Both raise `UpstreamProtocolError` on bad
+bytes, on headers over the size bound, and when the request body disagrees with its declared
+length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Literal, Protocol
 
-import h11
 import httptools
 
 from proxy.errors import UpstreamProtocolError
@@ -41,10 +45,23 @@ class ResponseSink(Protocol):
 
 
 class Http1ClientCodec(Protocol):
+    def encode_request(
+        self,
+        method: bytes,
+        path: bytes,
+        authority: bytes,
+        headers: Headers,
+        body: Sequence[bytes],
+        end_stream: bool,
+    ) -> bytes:
+        """The request line and headers, framing chosen from ``headers`` and ``end_stream``,
+        then ``body`` framed, then the end of the request when ``end_stream``."""
+        ...
+
     def encode_head(
         self, method: bytes, path: bytes, authority: bytes, headers: Headers, end_stream: bool
     ) -> bytes:
-        """The request line and headers, framing chosen from ``headers`` and ``end_stream``."""
+        """``encode_request`` without a body."""
         ...
 
     def encode_data(self, data: bytes) -> bytes: ...
@@ -59,10 +76,8 @@ class Http1ClientCodec(Protocol):
 
     @property
     def reusable(self) -> bool:
-        """After on_response_end: the response allows another exchange on this connection."""
+        """Inside and after on_response_end: the exchange allows another on this connection."""
         ...
-
-    def next_cycle(self) -> None: ...
 
 
 def request_framing(method: bytes, headers: Headers, end_stream: bool) -> tuple[int, bytes]:
@@ -84,8 +99,13 @@ def request_framing(method: bytes, headers: Headers, end_stream: bool) -> tuple[
     return -1, b"\r\ntransfer-encoding: chunked"
 
 
-def _too_large(limit: int) -> UpstreamProtocolError:
+def too_large(limit: int) -> UpstreamProtocolError:
     return UpstreamProtocolError(f"upstream response headers exceed {limit} bytes")
+
+
+def _field_bytes(fields: Headers) -> int:
+    """How much a header block weighs against the bound: each field plus ``: `` and CRLF."""
+    return sum(len(name) + len(value) + 4 for name, value in fields)
 
 
 class _HeadResponseDone(Exception):
@@ -94,58 +114,124 @@ class _HeadResponseDone(Exception):
 
 class HttptoolsCodec:
     """llhttp via httptools. The parser lives as long as the connection (llhttp parses one
-    response after another), except after HEAD, which llhttp cannot be told about."""
+    response after another), except after HEAD, which llhttp cannot be told about.
+
+    The header bound costs nothing per header: while the bytes received since the response
+    began stay within it, so does the head. Only a read that takes the count past the bound
+    (a large head, or a first read holding much of the body) weighs the fields one by one.
+    Chunked trailers, which arrive after the head, are weighed after each read.
+    """
 
     __slots__ = (
+        "_authority",
         "_body_left",
         "_chunked",
         "_close_delimited",
-        "_completed",
-        "_head_bytes",
+        "_exact_head",
         "_headers",
         "_headers_done",
         "_is_head",
         "_keep_alive",
         "_max_header_bytes",
+        "_on_end",
+        "_on_head",
         "_parser",
         "_raw_bytes",
-        "_sink",
+        "_request_line_tail",
+        "_trailer_bytes",
+        "_trailers_weighed",
+        "on_body",
+        "reusable",
     )
 
     def __init__(self, sink: ResponseSink, max_header_bytes: int) -> None:
-        self._sink = sink
+        self._on_head = sink.on_response_head
+        self._on_end = sink.on_response_end
+        # llhttp calls on_body straight into the sink: it never hands over an empty piece.
+        self.on_body: Callable[[bytes], None] = sink.on_response_data
         self._max_header_bytes = max_header_bytes
         self._parser = httptools.HttpResponseParser(self)
-        self._headers: Headers = []
-        self._head_bytes = 0
-        self._raw_bytes = 0
+        self._authority = b""
+        self._request_line_tail = b" HTTP/1.1\r\nhost: \r\n"
+        self._headers: Headers = []  # the head's fields, then a chunked body's trailers
+        self._trailer_bytes = 0
+        self._trailers_weighed = 0
+        self._raw_bytes = 0  # received since this response began, while its head is incomplete
+        self._exact_head = False  # a 1xx ended mid-read: _raw_bytes undercounts the final head
         self._headers_done = False
-        self._completed = False
         self._keep_alive = False
         self._close_delimited = False
         self._is_head = False
         self._chunked = False
         self._body_left = 0
+        self.reusable = False
 
     # -- request direction --------------------------------------------------------------
+    def encode_request(
+        self,
+        method: bytes,
+        path: bytes,
+        authority: bytes,
+        headers: Headers,
+        body: Sequence[bytes],
+        end_stream: bool,
+    ) -> bytes:
+        if authority is not self._authority:
+            self._set_authority(authority)
+        # Laid out so that every CR or LF we add sits at an odd index: the even ones are the
+        # method, the path and each name and value, checked in one piece below.
+        parts = [method, b" ", path, self._request_line_tail]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        fields = b"".join(parts[::2])
+        if 13 in fields or 10 in fields or 0 in fields:  # request splitting: CR, LF, NUL
+            raise UpstreamProtocolError("request head contains CR, LF or NUL")
+        names = parts[4::4]
+        if b"content-length" in names:  # the first one wins, as with request_framing
+            value = parts[4 * names.index(b"content-length") + 6]
+            try:
+                left = int(value)
+            except ValueError:
+                left = -1
+            if left < 0:
+                raise UpstreamProtocolError("request content-length is not a number")
+            parts.append(b"\r\n")
+            self._chunked = False
+        elif end_stream and not body:
+            parts.append(b"content-length: 0\r\n\r\n" if method in _BODY_METHODS else b"\r\n")
+            self._chunked = False
+            left = 0
+        else:
+            parts.append(b"transfer-encoding: chunked\r\n\r\n")
+            self._chunked = True
+            left = -1
+        self._is_head = method == b"HEAD"
+        self.reusable = False
+        if self._chunked:
+            parts += [b"%x\r\n%b\r\n" % (len(chunk), chunk) for chunk in body if chunk]
+            if end_stream:
+                parts.append(b"0\r\n\r\n")
+        else:
+            for chunk in body:
+                left -= len(chunk)
+            if left < 0:
+                raise UpstreamProtocolError("request body longer than its content-length")
+            if end_stream and left > 0:
+                raise UpstreamProtocolError("request body shorter than its content-length")
+            parts += body
+        self._body_left = left
+        return b"".join(parts)
+
+    def _set_authority(self, authority: bytes) -> None:
+        if 13 in authority or 10 in authority or 0 in authority:
+            raise UpstreamProtocolError("request head contains CR, LF or NUL")
+        self._authority = authority
+        self._request_line_tail = b" HTTP/1.1\r\nhost: " + authority + b"\r\n"
+
     def encode_head(
         self, method: bytes, path: bytes, authority: bytes, headers: Headers, end_stream: bool
     ) -> bytes:
-        length, framing = request_framing(method, headers, end_stream)
-        self._chunked = length < 0
-        self._body_left = length
-        self._is_head = method == b"HEAD"
-        parts = [method, b" ", path, b" HTTP/1.1\r\nhost: ", authority]
-        for name, value in headers:
-            parts += (b"\r\n", name, b": ", value)
-        parts.append(framing)
-        parts.append(b"\r\n\r\n")
-        head = b"".join(parts)
-        # Request splitting guard: a CR, LF or NUL inside any name or value changes the counts.
-        lines = len(headers) + (4 if framing else 3)
-        if head.count(b"\n") != lines or head.count(b"\r") != lines or b"\x00" in head:
-            raise UpstreamProtocolError("request head contains CR, LF or NUL")
-        return head
+        return self.encode_request(method, path, authority, headers, (), end_stream)
 
     def encode_data(self, data: bytes) -> bytes:
         if self._chunked:
@@ -183,53 +269,52 @@ class HttptoolsCodec:
             raise UpstreamProtocolError("upstream switched protocols unasked") from None
         except httptools.HttpParserError as exc:
             raise UpstreamProtocolError(f"malformed upstream response: {exc}") from None
-        # llhttp buffers an unfinished header line itself: bound what it may be holding.
-        if not self._headers_done and self._raw_bytes > self._max_header_bytes:
-            raise _too_large(self._max_header_bytes)
+        if self._headers_done:
+            if self._headers:  # trailers of a chunked body collect here until its end
+                self._weigh_trailers()
+        elif self._raw_bytes > self._max_header_bytes:
+            # llhttp buffers an unfinished header line itself: bound what it may be holding.
+            raise too_large(self._max_header_bytes)
+
+    def _weigh_trailers(self) -> None:
+        trailers = self._headers
+        weighed = self._trailers_weighed
+        if len(trailers) > weighed:  # weigh each once, however the trailers were split
+            self._trailer_bytes += _field_bytes(trailers[weighed:])
+            self._trailers_weighed = len(trailers)
+            if self._trailer_bytes > self._max_header_bytes:
+                raise too_large(self._max_header_bytes)
 
     def receive_eof(self) -> bool:
-        if self._headers_done and not self._completed and self._close_delimited:
-            self._completed = True
-            self._sink.on_response_end()
+        if self._headers_done and self._close_delimited:
+            self._headers_done = False
+            self.reusable = False
+            self._on_end()
             return True
         return False
 
-    @property
-    def reusable(self) -> bool:
-        return self._completed and self._keep_alive
-
-    def next_cycle(self) -> None:
-        self._headers = []
-        self._head_bytes = 0
-        self._raw_bytes = 0
-        self._headers_done = False
-        self._completed = False
-
     # -- llhttp callbacks ---------------------------------------------------------------
-    def on_status(self, status: bytes) -> None:
-        self._head_bytes = len(status) + 15
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        self._headers.append((name, value))
-        self._head_bytes += len(name) + len(value) + 4
-        if self._head_bytes > self._max_header_bytes:  # also bounds chunked trailers
-            raise _too_large(self._max_header_bytes)
+        self._headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
-        if self._head_bytes > self._max_header_bytes:
-            raise _too_large(self._max_header_bytes)
+        headers = self._headers
+        limit = self._max_header_bytes
+        # Field by field as ever, but the status line counts as its 15 fixed bytes: the reason
+        # phrase is never kept, and one that spans reads trips the check in receive().
+        if (self._raw_bytes > limit or self._exact_head) and _field_bytes(headers) + 15 > limit:
+            raise too_large(limit)
         parser = self._parser
         status: int = parser.get_status_code()
         if status < 200:
             if status == 101:
                 raise UpstreamProtocolError("upstream switched protocols unasked")
             self._headers = []  # interim response: wait for the final one
-            self._head_bytes = 0
             self._raw_bytes = 0
+            self._exact_head = True
             return
         self._headers_done = True
-        headers = self._headers
+        self._exact_head = False
         self._keep_alive = keep_alive = parser.should_keep_alive()
         # Only a response that cannot keep the connection may be framed by EOF: look for
         # framing headers in that rare case alone.
@@ -240,114 +325,19 @@ class HttptoolsCodec:
             and not any(n == b"content-length" or n == b"transfer-encoding" for n, _ in headers)
         )
         self._headers = []
-        self._sink.on_response_head(status, headers)
+        self._on_head(status, headers)
         if self._is_head:
-            self._completed = True
-            self._sink.on_response_end()
+            self.on_message_complete()
             raise _HeadResponseDone
 
-    def on_body(self, body: bytes) -> None:
-        if body:
-            self._sink.on_response_data(body)
-
     def on_message_complete(self) -> None:
-        if self._headers_done:
-            self._completed = True
-            self._sink.on_response_end()
-
-
-class H11Codec:
-    """h11 in client mode: slower, strict, and a reference for the httptools codec."""
-
-    __slots__ = ("_conn", "_max_header_bytes", "_sink")
-
-    def __init__(self, sink: ResponseSink, max_header_bytes: int) -> None:
-        self._sink = sink
-        self._max_header_bytes = max_header_bytes
-        self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
-
-    def encode_head(
-        self, method: bytes, path: bytes, authority: bytes, headers: Headers, end_stream: bool
-    ) -> bytes:
-        _, framing = request_framing(method, headers, end_stream)
-        all_headers = [(b"host", authority), *headers]
-        if framing:
-            name, _, value = framing[2:].partition(b": ")
-            all_headers.append((name, value))
-        try:
-            request = h11.Request(method=method, target=path, headers=all_headers)
-        except h11.LocalProtocolError as exc:
-            raise UpstreamProtocolError(f"invalid request: {exc}") from None
-        return self._send(request)
-
-    def encode_data(self, data: bytes) -> bytes:
-        if not data:
-            return b""
-        return self._send(h11.Data(data=data))
-
-    def encode_end(self) -> bytes:
-        return self._send(h11.EndOfMessage())
-
-    def _send(self, event: h11.Request | h11.Data | h11.EndOfMessage) -> bytes:
-        try:
-            out = self._conn.send(event)
-        except h11.LocalProtocolError as exc:
-            raise UpstreamProtocolError(f"invalid request: {exc}") from None
-        return out or b""
-
-    def receive(self, data: bytes) -> None:
-        self._conn.receive_data(data)
-        self._drain()
-
-    def receive_eof(self) -> bool:
-        conn = self._conn
-        if conn.their_state is not h11.SEND_BODY:
-            return False
-        conn.receive_data(b"")
-        try:
-            self._drain()
-        except UpstreamProtocolError:
-            return False  # the body was framed and got cut: a reset, not an end
-        return bool(conn.states[h11.SERVER] is h11.DONE)
-
-    def _drain(self) -> None:
-        conn = self._conn
-        sink = self._sink
-        while True:
-            try:
-                event = conn.next_event()
-            except h11.RemoteProtocolError as exc:
-                if "too long" in str(exc).lower():
-                    raise _too_large(self._max_header_bytes) from None
-                raise UpstreamProtocolError(f"malformed upstream response: {exc}") from None
-            if event is h11.NEED_DATA or event is h11.PAUSED:
-                return
-            if isinstance(event, h11.Data):
-                sink.on_response_data(bytes(event.data))
-            elif isinstance(event, h11.Response):
-                headers = list(event.headers)
-                if sum(len(k) + len(v) + 4 for k, v in headers) > self._max_header_bytes:
-                    raise _too_large(self._max_header_bytes)
-                sink.on_response_head(event.status_code, headers)
-            elif isinstance(event, h11.EndOfMessage):
-                sink.on_response_end()
-            elif isinstance(event, h11.InformationalResponse):
-                if event.status_code == 101:
-                    raise UpstreamProtocolError("upstream switched protocols unasked")
-            elif isinstance(event, h11.ConnectionClosed):
-                return
-
-    @property
-    def reusable(self) -> bool:
-        conn = self._conn
-        return conn.our_state is h11.DONE and conn.their_state is h11.DONE
-
-    def next_cycle(self) -> None:
-        self._conn.start_next_cycle()
-
-
-def make_codec(name: CodecName, sink: ResponseSink, max_header_bytes: int) -> Http1ClientCodec:
-    """``auto`` is httptools: same behaviour as h11 on every test, several times faster."""
-    if name == "h11":
-        return H11Codec(sink, max_header_bytes)
-    return HttptoolsCodec(sink, max_header_bytes)
+        if self._headers_done:  # not the end of a 1xx interim response
+            # Ready for the next response before the sink hears of this one's end: the sink
+            # may start the next exchange from inside on_response_end.
+            self.reusable = self._keep_alive
+            self._headers_done = False
+            self._raw_bytes = 0
+            if self._headers:  # trailers: not passed on
+                self._headers = []
+                self._trailer_bytes = self._trailers_weighed = 0
+            self._on_end()

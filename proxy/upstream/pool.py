@@ -81,6 +81,7 @@ class OriginPool:
         self._connecting_h1 = 0
         self._connecting_h2 = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._sweep_due = False  # on_idle was called since the last sweep found this pool idle
         mode = connect_mode(origin)
         # None until ALPN answered for "auto" over TLS; fixed otherwise.
         self._h2_known: bool | None = None if mode == "alpn" else mode != "h1"
@@ -88,12 +89,13 @@ class OriginPool:
 
     # -- assignment -----------------------------------------------------------------------
     def assign(self, ex: PooledExchange) -> None:
-        for conn in self._h2:
-            if conn.has_capacity():
-                if conn.exchanges:
-                    self._counters.reuses_total += 1
-                if conn.bind(ex):
-                    return
+        if self._h2:
+            for conn in self._h2:
+                if conn.has_capacity():
+                    if conn.exchanges:
+                        self._counters.reuses_total += 1
+                    if conn.bind(ex):
+                        return
         idle = self._idle
         while idle:
             h1 = idle.pop()
@@ -128,20 +130,28 @@ class OriginPool:
     # -- connections report back ------------------------------------------------------------
     def release(self, conn: Connection) -> None:
         """``conn`` can take work: give it waiters, or park it idle."""
+        if not isinstance(conn, Http2Connection):
+            self.release_http1(conn)
+            return
         if self._closed:
             conn.close()
             return
         waiters = self._waiters
-        if isinstance(conn, Http2Connection):
-            while waiters and conn.has_capacity():
-                ex = waiters.popleft()
-                if not conn.bind(ex):
-                    waiters.appendleft(ex)
-                    break
-            if conn.idle:
-                self._on_idle()
+        while waiters and conn.has_capacity():
+            ex = waiters.popleft()
+            if not conn.bind(ex):
+                waiters.appendleft(ex)
+                break
+        if conn.idle:
+            self._on_idle()
+
+    def release_http1(self, conn: Http1Connection) -> None:
+        """`release` for an HTTP/1.1 connection: the per-exchange path, kept short."""
+        if self._closed:
+            conn.close()
             return
-        while waiters:
+        waiters = self._waiters
+        if waiters:
             ex = waiters.popleft()
             if conn.bind(ex):
                 return
@@ -152,7 +162,9 @@ class OriginPool:
             return
         conn.last_used = self.clock()
         self._idle.append(conn)
-        self._on_idle()
+        if not self._sweep_due:
+            self._sweep_due = True
+            self._on_idle()
 
     def on_draining(self, conn: Http2Connection) -> None:
         if conn in self._h2:
@@ -247,7 +259,10 @@ class OriginPool:
         for conn in list(self._h2):
             if conn.idle and conn.last_used <= deadline:
                 conn.close()
-        return bool(idle) or any(conn.idle for conn in self._h2)
+        # The client re-arms its sweep while any pool answers True here, so a pool that keeps
+        # idle connections needs not ask again until a sweep finds it has none.
+        self._sweep_due = bool(idle) or any(conn.idle for conn in self._h2)
+        return self._sweep_due
 
     async def close(self) -> None:
         self._closed = True

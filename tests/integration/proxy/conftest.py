@@ -15,7 +15,8 @@ from .harness import LoopThread, Running, base_config, start_junction, start_moc
 def lt() -> Iterator[LoopThread]:
     thread = LoopThread()
     yield thread
-    thread.stop()
+    leftover = thread.stop()
+    assert not leftover, f"tasks still running after every server stopped: {leftover}"
 
 
 @pytest.fixture
@@ -45,6 +46,7 @@ def junction_factory(
     yield make
     for run in started:
         run.drain()
+        run.assert_nothing_left()
 
 
 @pytest.fixture

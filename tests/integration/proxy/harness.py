@@ -37,9 +37,15 @@ class LoopThread:
 
         return self.run(wrapper())
 
-    def stop(self) -> None:
+    def stop(self) -> list[str]:
+        """Stop the loop; returns the tasks that were still alive (a leak when servers were
+        already stopped)."""
+        leftover: list[str] = []
+
         async def cancel_rest() -> None:
+            await asyncio.sleep(0.05)  # let connection teardown callbacks run
             tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            leftover.extend(repr(t.get_coro()) for t in tasks)
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -50,6 +56,7 @@ class LoopThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(5)
             self.loop.close()
+        return leftover
 
 
 def base_config(mock_port: int, **sections: Any) -> dict[str, Any]:
@@ -104,6 +111,14 @@ class Running:
 
     def drain(self) -> None:
         self.lt.run(self.worker.drain(), timeout=60)
+
+    def assert_nothing_left(self) -> None:
+        """After a drain: no client connection, pooled connection or exchange remains."""
+        up = self.upstream_stats()
+        assert up["connections_open"] == 0, up
+        assert up["exchanges_active"] == 0 and up["exchanges_pending"] == 0, up
+        assert self.lt.call(lambda: len(self.worker.conns.conns)) == 0
+        assert self.lt.call(lambda: len(self.worker.sweeper)) == 0
 
 
 def start_junction(lt: LoopThread, tmp_path: Path, cfg: dict[str, Any]) -> Running:

@@ -19,7 +19,9 @@ from proxy.upstream.api import Origin
 from tests.integration.upstream.helpers import CODECS, make_client
 from tests.support.aio import eventually, run
 from tests.support.h1server import (
+    ReceivedRequest,
     ScriptedHttp1Server,
+    ServerConnection,
     close_delimited,
     garbage,
     huge_header,
@@ -218,6 +220,35 @@ def test_cancel_while_waiting_for_headers(codec: str) -> None:
             await asyncio.sleep(0.02)
             assert handler.events == []
             assert len(asyncio.all_tasks()) <= baseline_tasks  # the connect task is gone
+            await client.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("codec", CODECS)
+def test_unasked_response_closes_the_connection(codec: str) -> None:
+    async def main() -> None:
+        async def answer_twice(request: ReceivedRequest, conn: ServerConnection) -> None:
+            # One write, so both answers usually arrive in one read.
+            conn.write(
+                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\none"
+                b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nextra"
+            )
+            await conn.drain()
+
+        async with ScriptedHttp1Server(answer_twice) as server:
+            client = make_client(codec, max_connections_per_origin=1)
+            first, queued = RecordingHandler(), RecordingHandler()
+            client.request(server.origin(), b"GET", b"/1", [], first, True)
+            client.request(server.origin(), b"GET", b"/2", [], queued, True)
+            await first.wait()
+            await queued.wait()
+            # The surplus answer must reach nobody, the waiter included: it gets its own.
+            assert (first.body, first.error) == (b"one", None)
+            assert (queued.body, queued.error) == (b"one", None)
+            assert server.connections_accepted == 2
+            await eventually(lambda: client.stats()["connections_open"] == 0)
+            assert client.stats()["connections_idle"] == 0
             await client.close()
 
     run(main())

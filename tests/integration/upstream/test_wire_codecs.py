@@ -9,7 +9,8 @@ from hyperframe.frame import DataFrame, GoAwayFrame, SettingsFrame
 from proxy.errors import UpstreamProtocolError
 from proxy.headers import Headers
 from proxy.upstream.h2_frames import GoawaySplitter, request_headers
-from proxy.upstream.http1_codec import H11Codec, Http1ClientCodec, HttptoolsCodec, request_framing
+from proxy.upstream.http1_codec import Http1ClientCodec, HttptoolsCodec, request_framing
+from proxy.upstream.http1_h11 import H11Codec
 from tests.integration.upstream.helpers import CODECS
 
 
@@ -78,6 +79,56 @@ def test_http1_declared_length_is_enforced(codec: str) -> None:
     c.encode_head(b"PUT", b"/", b"h", [(b"content-length", b"2")], False)
     with pytest.raises(UpstreamProtocolError):
         c.encode_data(b"abc")
+
+
+ENCODE_CASES = [
+    (b"POST", [(b"content-length", b"5")], [b"hello"], True),
+    (b"POST", [(b"x-a", b"1"), (b"content-length", b"5"), (b"x-b", b"2")], [b"he", b"llo"], True),
+    (b"PUT", [(b"content-length", b"5")], [b"he"], False),
+    (b"POST", [(b"x-content-length", b"9")], [b"abc"], True),
+    (b"POST", [(b"x-a", b"content-length")], [], True),
+    (b"POST", [], [b"abc"], False),
+    (b"GET", [], [], True),
+    (b"HEAD", [(b"accept", b"*/*")], [], True),
+]
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize(("method", "headers", "body", "end"), ENCODE_CASES)
+def test_encode_request_is_the_head_then_each_chunk(
+    codec: str, method: bytes, headers: Headers, body: list[bytes], end: bool
+) -> None:
+    at_once = make(codec, Sink()).encode_request(method, b"/p", b"h:1", headers, body, end)
+    c = make(codec, Sink())
+    pieces = [c.encode_head(method, b"/p", b"h:1", headers, end and not body)]
+    pieces += [c.encode_data(chunk) for chunk in body]
+    if end:
+        pieces.append(c.encode_end())
+    assert at_once == b"".join(pieces)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize(
+    ("method", "path", "authority", "headers", "body"),
+    [
+        (b"GET", b"/", b"h", [(b"x", b"a\r\nb: c")], []),
+        (b"GET", b"/", b"h", [(b"x", b"a\nb")], []),
+        (b"GET", b"/", b"h", [(b"x", b"a\x00b")], []),
+        (b"GET", b"/", b"h", [(b"x\r", b"a")], []),
+        (b"GET", b"/a\r\nx: y", b"h", [], []),
+        (b"GE\nT", b"/", b"h", [], []),
+        (b"GET", b"/", b"h\r\nx: y", [], []),
+        (b"POST", b"/", b"h", [(b"content-length", b"-1")], [b"abc"]),
+        (b"POST", b"/", b"h", [(b"content-length", b"x")], [b"abc"]),
+        (b"POST", b"/", b"h", [(b"content-length", b"2")], [b"abc"]),
+        (b"POST", b"/", b"h", [(b"content-length", b"4")], [b"abc"]),
+    ],
+)
+def test_encode_request_refuses_bad_heads_and_lengths(
+    codec: str, method: bytes, path: bytes, authority: bytes, headers: Headers, body: list[bytes]
+) -> None:
+    with pytest.raises(UpstreamProtocolError):
+        make(codec, Sink()).encode_request(method, path, authority, headers, body, True)
 
 
 def test_request_framing_rules() -> None:
