@@ -68,6 +68,7 @@ def run_worker(
             print(f"junction: {exc.message}", file=sys.stderr)
             return 2
         worker.install_signal_handlers()
+        worker.tune_gc()
         scheme = "https" if config.listen.tls is not None else "http"
         log.info(
             "listening on %s://%s:%d (admin %s)",

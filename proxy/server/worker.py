@@ -11,6 +11,7 @@ snapshot is validated whole and swapped atomically; a bad file is logged and the
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
     from proxy.config.model import JunctionConfig
 
 log = logging.getLogger("junction")
+
+GC_GEN0_THRESHOLD = 10_000  # allocations between young-generation collections (default 700)
 
 
 class ConnectionSet:
@@ -177,6 +180,15 @@ class Worker:
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
+
+    @staticmethod
+    def tune_gc() -> None:
+        """Move everything made at start-up out of the collector's sight and collect young
+        objects less often: a request makes a few dozen short-lived objects, and scanning the
+        long-lived heap for them cost about 6 % of the per-request time here."""
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
