@@ -4,7 +4,8 @@ Two implementations of `proxy.protocol.codec.ServerCodec` with the same observab
 `HttptoolsServerCodec` (llhttp, the fast default) and `H11ServerCodec` (pure-Python h11, the
 reference). Both also expose ``receiving`` ("idle" | "headers" | "body": which timeout the
 connection should arm) and ``pipelined`` (requests received whose response has not completed).
-The shared behaviour lives in `proxy.protocol.http1_common`; `proxy.protocol.factory` picks one.
+The shared behaviour lives in `proxy.protocol.http1_common` (with `http1_head` and
+`http1_response`); `proxy.protocol.factory` picks one.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """HTTP/1.1 server codec over h11: the pure-Python reference for the llhttp fast path.
 
 How this works: the shared core (http1_common) frames the stream and hands each complete head
-to a fresh ``h11.Connection(h11.SERVER)``, which parses it into a Request; the same connection
-then decodes a chunked body. h11 is more lenient than llhttp in places (bare LF line endings,
+it has to check (one that matched its template never gets here) to a fresh
+``h11.Connection(h11.SERVER)``, which parses it into a Request; the same connection then
+decodes a chunked body. h11 is more lenient than llhttp in places (bare LF line endings,
 obs-fold, control characters in values, any chunk extension, trailing spaces after a chunk
 size), so raw checks here reject what llhttp rejects, and the chunked body is framed by a small
 strict state machine (SIZE line -> DATA -> CRLF -> ... -> TRAILER section) that validates each
@@ -22,12 +23,8 @@ import h11
 
 from proxy.events import Event
 from proxy.headers import Headers
-from proxy.protocol.http1_common import (
-    FRAMING_HEADERS,
-    Http1ServerCodecBase,
-    bad_request,
-    underscore_error,
-)
+from proxy.protocol.http1_common import Http1ServerCodecBase
+from proxy.protocol.http1_head import FRAMING_HEADERS, bad_request, underscore_error
 from proxy.protocol.limits import CodecLimits
 
 # Control characters llhttp refuses anywhere in a head (CR and LF are checked by counting),

@@ -8,14 +8,15 @@ after this response (``connection: close`` is then written). When the response f
 exchange leaves the queue; if it had to close, or draining started, or its request was not
 fully read, the output side closes: ``keep_alive`` turns False, later responses are dropped
 and the receive side stops reading requests.
+
+Output is a list of byte strings joined once by ``data_to_send``, so a head and a body sent
+in the same turn leave as one write.
 """
 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
 from http import HTTPStatus
-from types import MappingProxyType
 from typing import Final
 
 from proxy.headers import Headers
@@ -33,19 +34,26 @@ _OWN_RESPONSE_HEADERS: Final = frozenset(
 )
 _CONTINUE: Final = b"HTTP/1.1 100 Continue\r\n\r\n"
 _LAST_CHUNK: Final = b"0\r\n\r\n"
+_CRLF: Final = b"\r\n"
+_COLON: Final = b": "
+_END_PLAIN: Final = b"\r\n"
+_END_CLOSE: Final = b"connection: close\r\n\r\n"
+_END_KEEP_ALIVE_10: Final = b"connection: keep-alive\r\n\r\n"
 
 
-def _build_status_lines() -> Mapping[int, bytes]:
-    return MappingProxyType(
-        {s.value: b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode()) for s in HTTPStatus}
-    )
+def _build_status_lines() -> tuple[bytes | None, ...]:
+    # Indexed by status code: a tuple index is the cheapest lookup there is.
+    lines: list[bytes | None] = [None] * 600
+    for s in HTTPStatus:
+        lines[s.value] = b"HTTP/1.1 %d %s\r\n" % (s.value, s.phrase.encode())
+    return tuple(lines)
 
 
 _STATUS_LINES: Final = _build_status_lines()
 
 
 def status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
+    line = _STATUS_LINES[status] if 0 <= status < 600 else None
     if line is None:
         if not 100 <= status <= 999:
             raise ValueError(f"invalid HTTP status {status}")
@@ -54,7 +62,11 @@ def status_line(status: int) -> bytes:
 
 
 class Exchange:
-    """One request and its response, from the request head until the response is complete."""
+    """One request and its response, from the request head until the response is complete.
+
+    Made with the defaults of an HTTP/1.1 keep-alive exchange; the receive side sets only
+    what differs.
+    """
 
     __slots__ = (
         "body_started",
@@ -72,28 +84,20 @@ class Exchange:
         "stream_id",
     )
 
-    def __init__(
-        self,
-        stream_id: int,
-        head_request: bool,
-        http10: bool,
-        close_requested: bool,
-        expect_continue: bool,
-        close_after: bool,
-    ) -> None:
+    def __init__(self, stream_id: int) -> None:
         self.stream_id = stream_id
-        self.head_request = head_request
-        self.http10 = http10
-        self.close_requested = close_requested
-        self.keep_alive_10 = http10 and not close_requested
-        self.expect_continue = expect_continue
-        self.close_after = close_after
+        self.head_request = False
+        self.http10 = False
+        self.close_requested = False
+        self.keep_alive_10 = False  # an HTTP/1.0 client that asked for keep-alive
+        self.expect_continue = False
+        self.close_after = False  # the connection closes once this response is complete
         self.body_started = False
         self.request_done = False
         self.continue_sent = False
         self.head_sent = False
         self.out_mode = _OUT_NONE
-        self.out_left = 0
+        self.out_left = 0  # Content-Length bytes of the response still to send
 
 
 class Http1ResponseSide:
@@ -103,7 +107,9 @@ class Http1ResponseSide:
         self._exchanges: deque[Exchange] = deque()  # oldest unanswered first
         self._out: list[bytes] = []
         self._out_closed = False
-        self._must_close = False
+        # False once the connection must close after what is queued. A plain attribute (the
+        # ServerCodec property, read after every response) set where output closes.
+        self.keep_alive = True
         self._draining = False
 
     def _stop_input(self) -> None:
@@ -113,12 +119,6 @@ class Http1ResponseSide:
     def _between_requests(self) -> bool:
         """No request is partly received."""
         raise NotImplementedError
-
-    def _current(self, stream_id: int) -> Exchange:
-        exchanges = self._exchanges
-        if not exchanges or exchanges[0].stream_id != stream_id:
-            raise ValueError(f"stream {stream_id} is not the oldest unanswered request")
-        return exchanges[0]
 
     def send_continue(self, stream_id: int) -> None:
         exchanges = self._exchanges
@@ -136,13 +136,16 @@ class Http1ResponseSide:
     def send_headers(self, stream_id: int, status: int, headers: Headers, end_stream: bool) -> None:
         if self._out_closed:
             return  # the connection is closing; later responses are dropped
-        ex = self._current(stream_id)
+        exchanges = self._exchanges
+        ex = exchanges[0] if exchanges else None
+        if ex is None or ex.stream_id != stream_id:
+            raise ValueError(f"stream {stream_id} is not the oldest unanswered request")
         if ex.head_sent:
             raise ValueError(f"response for stream {stream_id} already started")
         if status < 200:
             self._send_informational(ex, status, headers)
             return
-        parts = [_STATUS_LINES.get(status) or status_line(status)]
+        parts = [(_STATUS_LINES[status] if status < 600 else None) or status_line(status)]
         length: bytes | None = None
         own = _OWN_RESPONSE_HEADERS
         for name, value in headers:
@@ -150,8 +153,8 @@ class Http1ResponseSide:
                 if name != b"content-length":
                     continue
                 length = value
-            parts += (name, b": ", value, b"\r\n")
-        lines = (len(parts) - 1) // 4 + 2  # status line, headers, the final blank line
+            parts += (name, _COLON, value, _CRLF)
+        lines = len(parts) // 4 + 2  # status line, headers, the final blank line
         if ex.head_request or status == 204 or status == 304:
             ex.out_mode = _OUT_EMPTY
         elif length is not None:
@@ -172,14 +175,19 @@ class Http1ResponseSide:
             ex.close_after = True  # the body was never asked for, so it will never be read
         if ex.close_after or ex.close_requested or self._draining:
             ex.close_after = True
-            parts.append(b"connection: close\r\n\r\n")
+            parts.append(_END_CLOSE)
             lines += 1
         elif ex.keep_alive_10:
-            parts.append(b"connection: keep-alive\r\n\r\n")
+            parts.append(_END_KEEP_ALIVE_10)
             lines += 1
         else:
-            parts.append(b"\r\n")
-        self._write_head(parts, lines)
+            parts.append(_END_PLAIN)
+        head = b"".join(parts)
+        # We generate exactly ``lines`` CRLFs; any other CR or LF came from a header name or
+        # value and would split the response (int needles keep these counts cheap).
+        if head.count(10) != lines or head.count(13) != lines:
+            raise ValueError("CR or LF in a response header")
+        self._out.append(head)
         ex.head_sent = True
         if end_stream:
             self._finish(ex)
@@ -191,15 +199,13 @@ class Http1ResponseSide:
             return  # HTTP/1.0 clients do not understand 1xx responses
         parts = [status_line(status)]
         for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        lines = (len(parts) - 1) // 4 + 2
-        parts.append(b"\r\n")
+            parts += (name, _COLON, value, _CRLF)
+        lines = len(parts) // 4 + 2
+        parts.append(_CRLF)
         self._write_head(parts, lines)
 
     def _write_head(self, parts: list[bytes], lines: int) -> None:
         head = b"".join(parts)
-        # We generate exactly ``lines`` CRLFs; any other CR or LF came from a header name or
-        # value and would split the response (int needles keep these counts cheap).
         if head.count(10) != lines or head.count(13) != lines:
             raise ValueError("CR or LF in a response header")
         self._out.append(head)
@@ -211,24 +217,28 @@ class Http1ResponseSide:
         ex = exchanges[0] if exchanges else None
         if ex is None or ex.stream_id != stream_id:
             raise ValueError(f"stream {stream_id} is not the oldest unanswered request")
-        if not ex.head_sent:
-            raise ValueError(f"send_data before send_headers on stream {stream_id}")
         mode = ex.out_mode
         if mode == _OUT_LENGTH:
-            n = len(data)
-            if n > ex.out_left:
-                raise ValueError("response body longer than its Content-Length")
-            if n:
+            if data:
+                left = ex.out_left - len(data)
+                if left < 0:
+                    raise ValueError("response body longer than its Content-Length")
                 self._out.append(data)
-                ex.out_left -= n
-        elif mode == _OUT_CHUNKED:
+                ex.out_left = left
+            if end_stream:
+                # The common end: a whole Content-Length body on a connection kept alive.
+                exchanges.popleft()
+                if ex.out_left or ex.close_after or self._draining or not ex.request_done:
+                    self._close_output()
+            return
+        if mode == _OUT_CHUNKED:
             out = self._out
             if data:
-                out.append(b"%x\r\n" % len(data))
-                out.append(data)
-                out.append(b"\r\n")
+                out += (b"%x\r\n" % len(data), data, _CRLF)
             if end_stream:
                 out.append(_LAST_CHUNK)
+        elif mode == _OUT_NONE:
+            raise ValueError(f"send_data before send_headers on stream {stream_id}")
         elif mode == _OUT_CLOSE and data:
             self._out.append(data)
         if end_stream:
@@ -246,7 +256,7 @@ class Http1ResponseSide:
 
     def _close_output(self) -> None:
         self._out_closed = True
-        self._must_close = True
+        self.keep_alive = False
         self._stop_input()
 
     def send_error_response(self, status: int, headers: Headers, body: bytes) -> bool:
@@ -259,8 +269,8 @@ class Http1ResponseSide:
         parts = [status_line(status)]
         for name, value in headers:
             if name not in _OWN_RESPONSE_HEADERS:
-                parts += (name, b": ", value, b"\r\n")
-        lines = (len(parts) - 1) // 4 + 4
+                parts += (name, _COLON, value, _CRLF)
+        lines = len(parts) // 4 + 4
         parts.append(b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body))
         self._write_head(parts, lines)
         if body:
@@ -291,10 +301,6 @@ class Http1ResponseSide:
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
-
-    @property
-    def keep_alive(self) -> bool:
-        return not self._must_close
 
     @property
     def idle(self) -> bool:

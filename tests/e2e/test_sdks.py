@@ -38,7 +38,7 @@ def test_anthropic_sdk_non_stream_and_stream(junction: Running, mock: MockProvid
     ) as stream:
         final = stream.get_final_message()
     assert final.stop_reason == "tool_use"
-    tool = [b for b in final.content if b.type == "tool_use"][0]
+    tool = next(b for b in final.content if b.type == "tool_use")
     assert tool.name == "get_weather" and isinstance(tool.input, dict) and "city" in tool.input
 
 
