@@ -334,4 +334,3 @@ class ActiveStream:
                 if e not in self._decoders:  # type: ignore[comparison-overlap]
                     e.on_destroy()
         self.sink.on_stream_done(self)
-
