@@ -333,4 +333,9 @@ class ActiveStream:
             for e in self._encoders:
                 if e not in self._decoders:  # type: ignore[comparison-overlap]
                     e.on_destroy()
+            self._encoders.clear()
+        # Filters point back at the stream; dropping the forward references breaks the
+        # cycle so reference counting frees a finished stream at once instead of leaving
+        # ~15 objects per request for the cyclic collector.
+        self._decoders.clear()
         self.sink.on_stream_done(self)
