@@ -40,7 +40,6 @@ _INTERNAL_PREFIX = b"x-junction-"
 class RouterFilter:
     __slots__ = (
         "_activity_s",
-        "_body_sent",
         "_cb",
         "_client",
         "_clock",
@@ -78,7 +77,6 @@ class RouterFilter:
         self._got_headers = False
         self._paused = False
         self._done = False
-        self._body_sent = False
 
     def set_decoder_callbacks(self, callbacks: FilterCallbacks) -> None:
         self._cb = callbacks
@@ -148,7 +146,6 @@ class RouterFilter:
             self._done = True
             self._cb.send_error(exc)
             return
-        self._body_sent = True
         self._cb.set_watermark_listener(self)
         self._activity_s = self._clock()
         self._watched = True
