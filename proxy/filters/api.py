@@ -98,8 +98,6 @@ class FilterCallbacks(Protocol):
 
 
 class WatermarkListener(Protocol):
-    def on_downstream_blocked(self) -> None: ...
-
     def on_downstream_writable(self) -> None: ...
 
 

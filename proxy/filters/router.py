@@ -197,11 +197,6 @@ class RouterFilter:
 
     # -- downstream flow control (WatermarkListener) -----------------------------------------
 
-    def on_downstream_blocked(self) -> None:
-        if not self._paused and self._exchange is not None:
-            self._paused = True
-            self._exchange.pause_reading()
-
     def on_downstream_writable(self) -> None:
         if self._paused:
             self._paused = False

@@ -182,15 +182,9 @@ class ActiveStream:
             if self._data_stop == i or self._hdr_stop == i:
                 # The filter holding iteration let go with this chunk: release what it held.
                 if self._dec_buffer:
-                    self._dec_buffer.append(data)
-                    data = b"".join(self._dec_buffer)
-                    self._dec_buffer.clear()
-                self._data_stop = None
-                if self._hdr_stop == i:
-                    self._hdr_stop = None
-                    self._iterate_headers(i + 1)
-                    if self.destroyed:
-                        return
+                    data = self._take_buffer(data)
+                if not self._release_hold(i):
+                    return
                 last = len(decoders) - 1
             i += 1
 
@@ -201,16 +195,27 @@ class ActiveStream:
         i = self._data_stop if self._data_stop is not None else self._hdr_stop
         if i is None:
             return
+        data = self._take_buffer(b"")
+        if not self._release_hold(i):
+            return
+        if data or (self._dec_end_seen and not self._dec_headers_end):
+            self._iterate_data(i + 1, data, self._dec_end_seen)
+
+    def _take_buffer(self, tail: bytes) -> bytes:
+        """The buffered request data plus ``tail``, in one chunk; the buffer empties."""
+        self._dec_buffer.append(tail)
         data = b"".join(self._dec_buffer)
         self._dec_buffer.clear()
+        return data
+
+    def _release_hold(self, i: int) -> bool:
+        """Filter ``i`` stops holding iteration: headers resume after it. False when the
+        stream ended meanwhile."""
         self._data_stop = None
         if self._hdr_stop == i:
             self._hdr_stop = None
             self._iterate_headers(i + 1)
-            if self.destroyed:
-                return
-        if data or (self._dec_end_seen and not self._dec_headers_end):
-            self._iterate_data(i + 1, data, self._dec_end_seen)
+        return not self.destroyed
 
     def replace_decoding_data(self, data: bytes) -> None:
         self._dec_data = data
