@@ -56,6 +56,26 @@ class BadRequestError(ProxyError):
     kind = "invalid_request_error"
 
 
+class TranslationError(BadRequestError):
+    """A request cannot be expressed faithfully in the provider's dialect.
+
+    `field` names the offending request field (dotted path, e.g. ``messages.3.content.0``), so
+    the client sees exactly what to change.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+class UpstreamBadResponseError(ProxyError):
+    """A provider answered something that cannot be translated (bad JSON, broken stream)."""
+
+    status = 502
+    flag = "UPE"
+    kind = "api_error"
+
+
 class NoRouteError(ProxyError):
     status = 404
     flag = "NR"

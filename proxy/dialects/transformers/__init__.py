@@ -1,0 +1,1 @@
+"""Provider transformers: small ordered rewriters of provider-dialect requests and responses."""
