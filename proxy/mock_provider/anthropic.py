@@ -34,7 +34,11 @@ Events = list[tuple[bytes, int]]  # (encoded SSE event, output tokens it carries
 
 
 def read_request(body: dict[str, Any], *, count_only: bool) -> AnswerSpec | str:
-    """The answer the request calls for, or the validation message of a 400."""
+    """The answer the request calls for, or the validation message of a 400.
+
+    Only what an answer cannot be built without is checked here; `anthropic_checks` holds the
+    strict checks a real provider makes on top.
+    """
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return "model: Field required"
@@ -46,35 +50,59 @@ def read_request(body: dict[str, Any], *, count_only: bool) -> AnswerSpec | str:
         not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
     ):
         return "max_tokens: Field required (an integer of at least 1)"
-    tool_name, schema = _pick_tool(body, messages)
+    choice = body.get("tool_choice")
     thinking = body.get("thinking")
     return AnswerSpec(
-        tool_name=tool_name,
-        tool_schema=schema,
+        tools=_offered_tools(body, messages),
         thinking=isinstance(thinking, dict) and thinking.get("type") in ("enabled", "adaptive"),
         max_tokens=max_tokens if isinstance(max_tokens, int) else None,
+        parallel=not (isinstance(choice, dict) and choice.get("disable_parallel_tool_use") is True),
+        images=count_images(messages),
     )
 
 
-def _pick_tool(body: dict[str, Any], messages: list[Any]) -> tuple[str | None, Any]:
+def _offered_tools(body: dict[str, Any], messages: list[Any]) -> tuple[tuple[str, Any], ...]:
     tools = body.get("tools")
     if not isinstance(tools, list) or not tools:
-        return None, None
+        return ()
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and choice.get("type") == "none":
-        return None, None
+        return ()
     # role "system" messages may sit inside `messages` (Claude Code's mid-conversation beta)
     last = next((m for m in reversed(messages) if _role(m) != "system"), None)
     if last is None or _role(last) != "user" or _has_tool_result(last):
-        return None, None
+        return ()
     wanted = (
         choice.get("name") if isinstance(choice, dict) and choice.get("type") == "tool" else None
     )
-    for tool in tools:
-        name = tool.get("name") if isinstance(tool, dict) else None
-        if isinstance(name, str) and (wanted is None or name == wanted):
-            return tool["name"], tool.get("input_schema")
-    return None, None
+    return tuple(
+        (tool["name"], tool.get("input_schema"))
+        for tool in tools
+        if isinstance(tool, dict)
+        and isinstance(tool.get("name"), str)
+        and (wanted is None or tool["name"] == wanted)
+    )
+
+
+def count_images(messages: list[Any]) -> int:
+    """Image blocks in every message, those inside tool results included."""
+    count = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "image":
+                count += 1
+            elif block.get("type") == "tool_result" and isinstance(block.get("content"), list):
+                count += sum(
+                    1
+                    for inner in block["content"]
+                    if isinstance(inner, dict) and inner.get("type") == "image"
+                )
+    return count
 
 
 def _role(message: Any) -> Any:
@@ -92,7 +120,7 @@ def _usage(answer: Answer, output_tokens: int) -> dict[str, Any]:
     return {
         "input_tokens": answer.input_tokens,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": answer.cached_tokens,
         "output_tokens": output_tokens,
         "service_tier": "standard",
     }
@@ -110,8 +138,7 @@ def message_body(answer: Answer, model: str, message_id: str) -> bytes:
         )
     if answer.pieces:
         content.append({"type": "text", "text": answer.text})
-    if answer.tool is not None:
-        tool = answer.tool
+    for tool in answer.tools:
         content.append({"type": "tool_use", "id": tool.id, "name": tool.name, "input": tool.input})
     return orjson.dumps(
         {
@@ -149,8 +176,7 @@ def message_events(answer: Answer, model: str, message_id: str) -> Events:
             _delta(out, index, {"type": "text_delta", "text": piece}, 1)
         _block_stop(out, index)
         index += 1
-    if answer.tool is not None:
-        tool = answer.tool
+    for tool in answer.tools:  # one block after the other: Anthropic never interleaves
         _block_start(
             out, index, {"type": "tool_use", "id": tool.id, "name": tool.name, "input": {}}
         )
@@ -158,6 +184,7 @@ def message_events(answer: Answer, model: str, message_id: str) -> Events:
         for fragment in split_fragments(tool.arguments):
             _delta(out, index, {"type": "input_json_delta", "partial_json": fragment}, 1)
         _block_stop(out, index)
+        index += 1
     usage = _usage(answer, answer.output_tokens)
     del usage["service_tier"]
     out.append(

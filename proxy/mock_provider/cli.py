@@ -48,6 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--idle-timeout-s", type=float, default=d.idle_timeout_s,
         help="close idle keep-alive connections after this; 0 = never")  # fmt: skip
     add("--retry-after-s", type=int, default=d.retry_after_s, help="retry-after on 429/503/529")
+    add("--lenient", action="store_true",
+        help="answer requests a real provider would reject (default: 400 like it)")  # fmt: skip
 
 
 def _fail_mode(text: str) -> str:
@@ -78,6 +80,7 @@ def options_from(ns: argparse.Namespace) -> MockOptions:
         record_limit=ns.record_limit,
         idle_timeout_s=ns.idle_timeout_s,
         retry_after_s=ns.retry_after_s,
+        strict=not ns.lenient,
     )
 
 

@@ -45,9 +45,10 @@ class Answer:
     thinking: tuple[str, ...]  # thinking pieces (one token each); empty = no thinking block
     signature: str
     pieces: tuple[str, ...]  # text pieces, one token each; "".join(pieces) is the text
-    tool: ToolCall | None
+    tools: tuple[ToolCall, ...]  # in call order; empty = no tool call
     stop: str
-    input_tokens: int
+    input_tokens: int  # prompt tokens not read from the cache
+    cached_tokens: int  # prompt tokens read from the cache (on top of input_tokens)
     output_tokens: int
 
     @property
@@ -157,10 +158,16 @@ def signature_for(seed: int) -> str:
 class AnswerSpec:
     """What the request asked for, read by the dialect's request reader."""
 
-    tool_name: str | None  # the tool to call, None = answer with text
-    tool_schema: Any
+    tools: tuple[tuple[str, Any], ...]  # (name, input schema) the answer may call; () = text
     thinking: bool
     max_tokens: int | None
+    parallel: bool = True  # the request allows several tool calls in one answer
+    images: int = 0  # image blocks / parts anywhere in the request
+
+
+def image_note(images: int) -> str:
+    """What the answer text starts with when the request held images."""
+    return f"[saw {images} images] "
 
 
 def compose(
@@ -172,8 +179,14 @@ def compose(
     words: WordCache,
     tool_id_prefix: str,
     text_with_tool: bool,
+    tool_calls: int = 1,
+    cached_tokens: int = 0,
 ) -> Answer:
-    """Build the answer, cutting it at max_tokens (stop "length") when the cap bites."""
+    """Build the answer, cutting it at max_tokens (stop "length") when the cap bites.
+
+    With tools on offer the answer calls ``tool_calls`` of them (one if the request forbids
+    parallel calls), cycling through the offered tools, each with a distinct id.
+    """
     thinking: tuple[str, ...] = ()
     signature = ""
     if spec.thinking:
@@ -181,27 +194,39 @@ def compose(
         thinking = (words_[0], *(" " + w for w in words_[1:]))
         signature = signature_for(seed)
     budget = spec.max_tokens
-    n_text = output_tokens if (spec.tool_name is None or text_with_tool) else 0
+    n_text = output_tokens if (not spec.tools or text_with_tool) else 0
     stop = "end"
-    tool: ToolCall | None = None
-    if spec.tool_name is not None:
-        value = placeholder(spec.tool_schema)
-        tool_input = value if isinstance(value, dict) else {}
-        arguments = orjson.dumps(tool_input).decode()
-        tool = ToolCall(f"{tool_id_prefix}{seed:08x}", spec.tool_name, tool_input, arguments)
+    tools: list[ToolCall] = []
+    if spec.tools:
+        n_calls = tool_calls if spec.parallel else 1
+        for i in range(n_calls):
+            name, schema = spec.tools[i % len(spec.tools)]
+            value = placeholder(schema)
+            tool_input = value if isinstance(value, dict) else {}
+            call_id = f"{tool_id_prefix}{seed:08x}" + (f"_{i}" if i else "")
+            tools.append(ToolCall(call_id, name, tool_input, orjson.dumps(tool_input).decode()))
         stop = "tool"
-    tool_tokens = max(1, len(tool.arguments) // 4) if tool is not None else 0
+    tool_tokens = sum(max(1, len(t.arguments) // 4) for t in tools)
     if budget is not None and len(thinking) + n_text + tool_tokens > budget:
+        thinking = thinking[:budget]
         n_text = max(0, min(n_text, budget - len(thinking)))
-        tool, tool_tokens, stop = None, 0, "length"
+        tools, tool_tokens, stop = [], 0, "length"
     pieces = words.pieces(seed, n_text)
+    if spec.images > 0:
+        # glued to the first word so the token count stays one per piece
+        note = image_note(spec.images)
+        if pieces:
+            pieces = (note + pieces[0], *pieces[1:])
+        elif stop != "length":
+            pieces = (note.rstrip(),)
     return Answer(
         thinking=thinking,
         signature=signature,
         pieces=pieces,
-        tool=tool,
+        tools=tuple(tools),
         stop=stop,
         input_tokens=estimate_tokens(body_len),
+        cached_tokens=cached_tokens,
         output_tokens=max(1, len(thinking) + len(pieces) + tool_tokens),
     )
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import orjson
 
-from proxy.mock_provider.content import Answer, AnswerSpec, split_fragments
+from proxy.mock_provider.content import Answer, AnswerSpec, ToolCall, split_fragments
 
 FINISH_REASONS = {"end": "stop", "length": "length", "tool": "tool_calls"}
 ERRORS: dict[int, tuple[str, str | None, str]] = {  # status -> (type, code, message)
@@ -26,6 +26,8 @@ Events = list[tuple[bytes, int]]  # (encoded SSE event, output tokens it carries
 
 
 def read_request(body: dict[str, Any]) -> AnswerSpec | str:
+    """The answer the request calls for, or the validation message of a 400 (only what an
+    answer cannot be built without; `openai_checks` holds the strict checks)."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         return "you must provide a model parameter"
@@ -35,32 +37,59 @@ def read_request(body: dict[str, Any]) -> AnswerSpec | str:
     cap = body.get("max_completion_tokens", body.get("max_tokens"))
     if cap is not None and (not isinstance(cap, int) or isinstance(cap, bool) or cap < 1):
         return "max_tokens must be an integer of at least 1"
-    name, schema = _pick_tool(body, messages)
-    return AnswerSpec(tool_name=name, tool_schema=schema, thinking=False, max_tokens=cap)
+    return AnswerSpec(
+        tools=_offered_tools(body, messages),
+        thinking=wants_reasoning(body),
+        max_tokens=cap,
+        parallel=body.get("parallel_tool_calls") is not False,
+        images=count_images(messages),
+    )
 
 
-def _pick_tool(body: dict[str, Any], messages: list[Any]) -> tuple[str | None, Any]:
+def wants_reasoning(body: dict[str, Any]) -> bool:
+    """``reasoning_effort`` (other than "none"), or a ``thinking`` object that is not
+    disabled, as OpenAI-compatible reasoning servers accept."""
+    effort = body.get("reasoning_effort")
+    if isinstance(effort, str) and effort != "none":
+        return True
+    thinking = body.get("thinking")
+    if thinking is None or thinking is False:
+        return False
+    return not (isinstance(thinking, dict) and thinking.get("type") == "disabled")
+
+
+def _offered_tools(body: dict[str, Any], messages: list[Any]) -> tuple[tuple[str, Any], ...]:
     tools = body.get("tools")
     choice = body.get("tool_choice")
     if not isinstance(tools, list) or not tools or choice == "none":
-        return None, None
+        return ()
     last = next(
         (m for m in reversed(messages) if _role(m) not in ("system", "developer")),
         None,
     )
     if _role(last) != "user":  # after a tool result (role "tool") the model answers in text
-        return None, None
+        return ()
     wanted = None
     if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
         wanted = choice["function"].get("name")
+    out: list[tuple[str, Any]] = []
     for tool in tools:
         fn = tool.get("function") if isinstance(tool, dict) else None
         if not isinstance(fn, dict):
             continue
         name = fn.get("name")
         if isinstance(name, str) and (wanted is None or name == wanted):
-            return name, fn.get("parameters")
-    return None, None
+            out.append((name, fn.get("parameters")))
+    return tuple(out)
+
+
+def count_images(messages: list[Any]) -> int:
+    count = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            count += sum(1 for p in content if isinstance(p, dict) and p.get("type") == "image_url")
+    return count
 
 
 def _role(message: Any) -> Any:
@@ -68,12 +97,21 @@ def _role(message: Any) -> Any:
 
 
 def _usage(answer: Answer) -> dict[str, Any]:
+    prompt = answer.input_tokens + answer.cached_tokens
     return {
-        "prompt_tokens": answer.input_tokens,
+        "prompt_tokens": prompt,
         "completion_tokens": answer.output_tokens,
-        "total_tokens": answer.input_tokens + answer.output_tokens,
-        "prompt_tokens_details": {"cached_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": prompt + answer.output_tokens,
+        "prompt_tokens_details": {"cached_tokens": answer.cached_tokens},
+        "completion_tokens_details": {"reasoning_tokens": len(answer.thinking)},
+    }
+
+
+def _tool_call(tool: ToolCall) -> dict[str, Any]:
+    return {
+        "id": tool.id,
+        "type": "function",
+        "function": {"name": tool.name, "arguments": tool.arguments},
     }
 
 
@@ -83,15 +121,10 @@ def completion_body(answer: Answer, model: str, completion_id: str, created: int
         "content": answer.text if answer.pieces else None,
         "refusal": None,
     }
-    if answer.tool is not None:
-        tool = answer.tool
-        message["tool_calls"] = [
-            {
-                "id": tool.id,
-                "type": "function",
-                "function": {"name": tool.name, "arguments": tool.arguments},
-            }
-        ]
+    if answer.thinking:
+        message["reasoning_content"] = "".join(answer.thinking)
+    if answer.tools:
+        message["tool_calls"] = [_tool_call(tool) for tool in answer.tools]
     return orjson.dumps(
         {
             "id": completion_id,
@@ -135,31 +168,57 @@ class _ChunkWriter:
 
 
 def completion_events(
-    answer: Answer, model: str, completion_id: str, created: int, include_usage: bool
+    answer: Answer,
+    model: str,
+    completion_id: str,
+    created: int,
+    include_usage: bool,
+    interleave_tools: bool = False,
 ) -> Events:
-    """Role chunk, content or tool-call fragments, the finish chunk, the usage chunk when
-    asked for, then [DONE]."""
+    """Role chunk, reasoning fragments, content, tool-call fragments, the finish chunk, the
+    usage chunk when asked for, then [DONE].
+
+    Each tool call opens with its id and name, then its arguments follow in fragments; with
+    ``interleave_tools`` the calls advance in turns (open 0, open 1, args 0, args 1, ...), as
+    some providers stream parallel calls.
+    """
     w = _ChunkWriter(completion_id, model, created, include_usage)
     w.choice({"role": "assistant", "content": "", "refusal": None}, 0)
+    for piece in answer.thinking:
+        # reasoning servers send content null beside reasoning_content
+        w.choice({"content": None, "reasoning_content": piece}, 1)
     for piece in answer.pieces:
         w.choice({"content": piece}, 1)
-    if answer.tool is not None:
-        tool = answer.tool
-        opening = {
-            "index": 0,
-            "id": tool.id,
-            "type": "function",
-            "function": {"name": tool.name, "arguments": ""},
-        }
-        w.choice({"tool_calls": [opening]}, 0)
-        for fragment in split_fragments(tool.arguments):
-            w.choice({"tool_calls": [{"index": 0, "function": {"arguments": fragment}}]}, 1)
+    steps = [_call_steps(i, tool) for i, tool in enumerate(answer.tools)]
+    if interleave_tools:
+        for turn in range(max((len(s) for s in steps), default=0)):
+            for call in steps:
+                if turn < len(call):
+                    w.choice({"tool_calls": [call[turn][0]]}, call[turn][1])
+    else:
+        for call in steps:
+            for delta, tokens in call:
+                w.choice({"tool_calls": [delta]}, tokens)
     w.choice({}, 0, FINISH_REASONS[answer.stop])
     if include_usage:
         usage_chunk = {**w.base, "choices": [], "usage": _usage(answer)}
         w.out.append((b"data: " + orjson.dumps(usage_chunk) + b"\n\n", 0))
     w.out.append((DONE, 0))
     return w.out
+
+
+def _call_steps(index: int, tool: ToolCall) -> list[tuple[dict[str, Any], int]]:
+    """One call's tool_calls deltas, with the output tokens each carries."""
+    opening = {
+        "index": index,
+        "id": tool.id,
+        "type": "function",
+        "function": {"name": tool.name, "arguments": ""},
+    }
+    steps: list[tuple[dict[str, Any], int]] = [(opening, 0)]
+    for fragment in split_fragments(tool.arguments):
+        steps.append(({"index": index, "function": {"arguments": fragment}}, 1))
+    return steps
 
 
 def error_object(status: int, message: str | None) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 Kept free of any import from the rest of `proxy`: the mock provider is the proxy's honest peer
 in tests and benchmarks, so it must not share code paths with what it is used to check.
+The ``x-mock-*`` headers are listed in the package docstring (``proxy/mock_provider``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ DEFAULT_MODELS: tuple[str, ...] = (
 
 MAX_OUTPUT_TOKENS = 100_000  # bound on what an option or header may ask one answer to hold
 MAX_DELAY_MS = 3_600_000.0
+MAX_TOOL_CALLS = 8  # parallel tool calls one answer may hold
+MAX_CACHED_TOKENS = 10_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,8 @@ class MockOptions:
     max_pipelined: int = 32  # HTTP/1.1 requests queued behind a busy one before reading pauses
     retry_after_s: int = 1  # sent with 429 / 529 / 503 replies
     idle_timeout_s: float = 0.0  # close idle HTTP/1.1 keep-alive connections; 0 = never
+    # reject (400) requests a real provider would reject; False = answer whatever parses
+    strict: bool = True
 
     def __post_init__(self) -> None:
         FailMode.parse(self.fail_mode)
@@ -117,6 +122,11 @@ class RequestOverrides:
     fail: FailMode | None = None
     sse_gap_ms: float | None = None
     status: int | None = None
+    tool_calls: int | None = None  # parallel tool calls when the request offers tools
+    interleave_tools: bool | None = None  # OpenAI streams: mix argument fragments of calls
+    reasoning: bool | None = None  # force thinking / reasoning_content on (True) or off
+    cached_tokens: int | None = None  # prompt tokens reported as read from the cache
+    strict: bool | None = None  # MockOptions.strict for this request
 
 
 NO_OVERRIDES = RequestOverrides()
@@ -139,6 +149,16 @@ def parse_overrides(pairs: list[tuple[bytes, bytes]]) -> RequestOverrides:
             values["sse_gap_ms"] = _float_in(text, 0.0, MAX_DELAY_MS, "x-mock-sse-gap-ms")
         elif name == b"x-mock-status":
             values["status"] = _int_in(text, 200, 599, "x-mock-status")
+        elif name == b"x-mock-tool-calls":
+            values["tool_calls"] = _int_in(text, 1, MAX_TOOL_CALLS, "x-mock-tool-calls")
+        elif name == b"x-mock-interleave-tools":
+            values["interleave_tools"] = _flag(text, "x-mock-interleave-tools")
+        elif name == b"x-mock-reasoning":
+            values["reasoning"] = _flag(text, "x-mock-reasoning")
+        elif name == b"x-mock-cached-tokens":
+            values["cached_tokens"] = _int_in(text, 0, MAX_CACHED_TOKENS, "x-mock-cached-tokens")
+        elif name == b"x-mock-strict":
+            values["strict"] = _flag(text, "x-mock-strict")
         else:
             raise ValueError(f"unknown override header {name.decode('latin-1')}")
     return RequestOverrides(**values)  # type: ignore[arg-type]
@@ -152,6 +172,15 @@ def _float_in(text: str, low: float, high: float, what: str) -> float:
     if not low <= value <= high:  # also rejects NaN
         raise ValueError(f"{what} must be within {low:g}..{high:g}")
     return value
+
+
+def _flag(text: str, what: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{what} must be 1 or 0, got {text!r}")
 
 
 def _int_in(text: str, low: int, high: int, what: str) -> int:

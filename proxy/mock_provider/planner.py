@@ -12,12 +12,12 @@ import random
 import time
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import orjson
 
-from proxy.mock_provider import anthropic, openai
+from proxy.mock_provider import anthropic, anthropic_checks, openai, openai_checks
 from proxy.mock_provider.content import AnswerSpec, WordCache, compose, estimate_tokens
 from proxy.mock_provider.options import (
     NO_OVERRIDES,
@@ -165,6 +165,10 @@ class Planner:
             spec = anthropic.read_request(parsed, count_only=True)
             if isinstance(spec, str):
                 return reply.error(400, spec)
+            if self._strict(overrides):
+                problem = anthropic_checks.check_anthropic(parsed, count_only=True)
+                if problem is not None:
+                    return reply.error(400, problem)
             normal = reply.ok(anthropic.count_tokens_body(estimate_tokens(len(body))))
             return self._maybe_fail(normal, overrides, reply, False)
         return self._generate(path, parsed, len(body), overrides, reply, cache_key)
@@ -186,6 +190,16 @@ class Planner:
         )
         if isinstance(spec, str):
             return reply.error(400, spec)
+        if self._strict(overrides):
+            problem = (
+                anthropic_checks.check_anthropic(body, count_only=False)
+                if is_anthropic
+                else openai_checks.check_openai(body)
+            )
+            if problem is not None:
+                return reply.error(400, problem)
+        if overrides.reasoning is not None:
+            spec = replace(spec, thinking=overrides.reasoning)
         opts = self._options
         model: str = body["model"]
         crc = self._model_crc.get(model)
@@ -203,6 +217,8 @@ class Planner:
             words=self._words,
             tool_id_prefix="toolu_mock_" if is_anthropic else "call_mock_",
             text_with_tool=is_anthropic,
+            tool_calls=overrides.tool_calls or 1,
+            cached_tokens=overrides.cached_tokens or 0,
         )
         stream = body.get("stream") is True
         status = (
@@ -227,13 +243,19 @@ class Planner:
                 return self._maybe_fail(reply.ok(out, status), overrides, reply, True)
             options = body.get("stream_options")
             usage = isinstance(options, dict) and options.get("include_usage") is True
-            pairs = openai.completion_events(answer, model, completion_id, created, usage)
+            interleave = overrides.interleave_tools is True
+            pairs = openai.completion_events(
+                answer, model, completion_id, created, usage, interleave
+            )
             in_band = openai.overloaded_event()
         tps = overrides.tokens_per_s if overrides.tokens_per_s is not None else opts.tokens_per_s
         gap_ms = overrides.sse_gap_ms if overrides.sse_gap_ms is not None else opts.sse_gap_ms
         plan = events(status, reply.headers(SSE), tuple(p[0] for p in pairs))
         plan = paced(plan, tuple(p[1] for p in pairs), tps, gap_ms / 1000.0)
         return self._maybe_fail(plan, overrides, reply, True, in_band)
+
+    def _strict(self, overrides: RequestOverrides) -> bool:
+        return self._options.strict if overrides.strict is None else overrides.strict
 
     def _remember(
         self,
