@@ -17,7 +17,9 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from proxy.config.problems import FieldProblems, Loc
+from proxy.config.problems import FieldProblems, Loc, format_loc
+from proxy.dialects.transformers.registry import TransformerConfigError, build_chain, supports
+from proxy.filters.api import Dialect as DialectKind
 from proxy.protocol.limits import CodecLimits
 from proxy.upstream.api import Origin, UpstreamSettings
 
@@ -130,6 +132,10 @@ class ProviderConfig(_Section):
     models: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # empty: any model
     protocol: UpstreamProtocol = "auto"
     ca_file: str | None = None
+    # Transformer entries: "name" or [name, {options}] (proxy.dialects.transformers.registry).
+    # A model's own entries run after the provider's when that model is sent.
+    transformers: list[Any] = []
+    model_transformers: dict[str, list[Any]] = {}
 
     @field_validator("name")
     @classmethod
@@ -166,6 +172,30 @@ class ProviderConfig(_Section):
     @classmethod
     def _ca_exists(cls, value: str | None) -> str | None:
         return None if value is None else _existing_file(value)
+
+    def __hash__(self) -> int:
+        # The transformer entries hold lists and mappings (YAML's shapes, shown as such by
+        # check-config), which the generated frozen-model hash cannot take.
+        return hash((type(self), *(_frozen(getattr(self, f)) for f in type(self).model_fields)))
+
+    @model_validator(mode="after")
+    def _check_transformers(self) -> ProviderConfig:
+        # Built once here so a bad name or option fails check-config, not the first request.
+        problems: list[tuple[Loc, str]] = []
+        problems += _transformer_problems(self.transformers, ("transformers",), self.dialect)
+        for model, specs in self.model_transformers.items():
+            if self.models and model not in self.models:
+                problems.append(
+                    (
+                        ("model_transformers", model),
+                        f"provider {self.name!r} has no model {model!r} "
+                        f"(models: {', '.join(self.models)})",
+                    )
+                )
+            problems += _transformer_problems(specs, ("model_transformers", model), self.dialect)
+        if problems:
+            raise FieldProblems(problems)
+        return self
 
     @property
     def scheme(self) -> Literal["http", "https"]:
@@ -317,6 +347,27 @@ class JunctionConfig(BaseSettings):
             if provider.name == name:
                 return provider
         raise KeyError(f"no provider named {name!r}")
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable stand-in for plain data: lists become tuples, mappings sets of pairs."""
+    if isinstance(value, dict):
+        return frozenset((key, _frozen(item)) for key, item in value.items())
+    if isinstance(value, list | tuple):
+        return tuple(_frozen(item) for item in value)
+    return value
+
+
+def _transformer_problems(specs: list[Any], loc: Loc, dialect: str) -> list[tuple[Loc, str]]:
+    try:
+        chain = build_chain(specs, where=format_loc(loc))
+    except TransformerConfigError as error:
+        return [((*loc, index), message) for index, message in error.problems]
+    return [
+        ((*loc, index), f"{t.name!r} does not work with {dialect} providers")
+        for index, t in enumerate(chain)
+        if not supports(t, DialectKind(dialect))
+    ]
 
 
 def _existing_file(value: str) -> str:

@@ -8,6 +8,11 @@ Stream hooks receive one parsed stream object at a time (an OpenAI chunk, or an 
 event's data with its ``type``) and return zero or more objects, so a transformer can hold
 pieces back (e.g. to repair tool arguments) and release them later, at the latest in
 ``stream_end``. Hooks are synchronous and must not do I/O.
+
+One transformer instance serves every request of its provider: per-request state goes in
+``ctx.state``. Request hooks must not change the body they receive (with fallbacks the same
+client body goes to several providers); they return a changed copy. Response and stream
+objects are the chain's own, so hooks may change those in place.
 """
 
 from __future__ import annotations
@@ -49,6 +54,8 @@ class BaseTransformer:
     """Identity hooks, so a transformer overrides only what it changes."""
 
     name = "base"
+    # The provider dialects this transformer understands; config rejects it on another one.
+    dialects: frozenset[Dialect] = frozenset(Dialect)
 
     def transform_request(self, body: JSONObject, ctx: TransformContext) -> JSONObject:
         return body
