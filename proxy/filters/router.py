@@ -12,13 +12,16 @@ the per-chunk path only stores a float.
 
 from __future__ import annotations
 
+import secrets
+import time
 from collections.abc import Callable
-from typing import Any
 
 import orjson
 
+from proxy.dialects.pipeline import ExchangePlan, ResponseTranslator, plan_exchange
+from proxy.dialects.tokens import count_tokens
 from proxy.errors import ProxyError, UpstreamError, UpstreamTimeoutError
-from proxy.filters.api import DataStatus, FilterCallbacks, HeadersStatus
+from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
 from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.routing.runtime import Provider, RuntimeConfig, Target
@@ -35,6 +38,7 @@ _DROP_REQUEST = HOP_BY_HOP | {
     b"proxy-authorization",
 }
 _INTERNAL_PREFIX = b"x-junction-"
+COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
 
 
 class RouterFilter:
@@ -47,12 +51,15 @@ class RouterFilter:
         "_exchange",
         "_got_headers",
         "_head",
+        "_head_pending",
         "_paused",
         "_progress",
         "_runtime",
         "_seen_progress",
         "_sweeper",
         "_target",
+        "_translator",
+        "_wall",
         "_watched",
     )
 
@@ -62,11 +69,15 @@ class RouterFilter:
         client: UpstreamClient,
         sweeper: DeadlineSweeper,
         clock: Callable[[], float],
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self._runtime = runtime
         self._client = client
         self._sweeper = sweeper
         self._clock = clock
+        self._wall = wall
+        self._translator: ResponseTranslator | None = None
+        self._head_pending = False
         self._exchange: Exchange | None = None
         self._target: Target | None = None
         self._watched = False
@@ -105,21 +116,8 @@ class RouterFilter:
         return DataStatus.CONTINUE
 
     def _choose_target(self) -> Target:
-        req = self._cb.request
-        default = self._runtime.default
-        if default.provider.dialect is req.dialect:
-            return default
-        # Translation between dialects is not on this path: route a client to a provider
-        # that speaks its own dialect, keeping the requested model when that provider has it.
-        wanted = req.body_json.get("model") if isinstance(req.body_json, dict) else None
-        for p in self._runtime.providers.values():
-            if p.dialect is req.dialect:
-                if isinstance(wanted, str) and (not p.models or wanted in p.models):
-                    return Target(p, wanted)
-                return Target(p, p.models[0] if p.models else str(wanted or ""))
-        raise ProxyError(
-            f"no provider is configured for the {req.dialect.value} dialect", status=501
-        )
+        body = self._cb.request.body_json
+        return self._runtime.target_for(body.get("model") if isinstance(body, dict) else None)
 
     def _start(self, body: bytes) -> None:
         target = self._target
@@ -129,18 +127,41 @@ class RouterFilter:
         info = self._cb.info
         info.upstream_provider = provider.name
         info.upstream_model = target.model
+        if req.route_path == COUNT_TOKENS_PATH and provider.dialect is not Dialect.ANTHROPIC:
+            # Only Anthropic-dialect providers count tokens; for the others Junction does.
+            self._done = True
+            count = orjson.dumps({"input_tokens": count_tokens(req.body_json, req.dialect)})
+            self._cb.send_response(200, [(b"content-type", b"application/json")], count)
+            return
         info.upstream_host = provider.origin.host
-        body = _rewrite_model(req.body_json, body, target.model)
-        headers = _upstream_headers(req.headers, provider, len(body))
+        try:
+            plan = plan_exchange(
+                client=req.dialect,
+                provider=provider.dialect,
+                provider_name=provider.name,
+                path=req.path,
+                body_json=req.body_json,
+                raw_body=body,
+                model=target.model,
+                chain=provider.chain_for(target.model),
+                id_hex=secrets.token_hex(12),
+                now_unix=int(self._wall()),
+            )
+        except ProxyError as exc:
+            self._done = True
+            self._cb.send_error(exc)
+            return
+        self._translator = plan.response
+        headers = _upstream_headers(req.headers, provider, len(plan.body), plan)
         try:
             self._exchange = self._client.request(
                 provider.origin,
                 req.method,
-                provider.path_prefix + req.path,
+                provider.path_prefix + plan.path,
                 headers,
                 self,
                 end_stream=True,
-                body=body,
+                body=plan.body,
             )
         except UpstreamError as exc:
             self._done = True
@@ -158,17 +179,36 @@ class RouterFilter:
         # and a failure before any body byte can still be answered with a clean local reply.
         self._got_headers = True
         self._progress += 1
-        self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
+        self._head_pending = True
+        if self._translator is not None:
+            self._translator.start(status, headers)
+        else:
+            self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
 
-    def _release_head(self, end_stream: bool) -> None:
-        head = self._head
-        if head is not None:
+    def _release_head(self, end_stream: bool, body_len: int = -1) -> None:
+        self._head_pending = False
+        if self._translator is not None:
+            status, headers = self._translator.head()
+            if body_len >= 0:
+                headers.append((b"content-length", b"%d" % body_len))
+        else:
+            assert self._head is not None
+            status, headers = self._head
             self._head = None
-            self._cb.encode_headers(head[0], head[1], end_stream)
+        self._cb.encode_headers(status, headers, end_stream)
 
     def on_upstream_data(self, data: bytes) -> None:
         self._progress += 1
-        if self._head is not None:
+        tr = self._translator
+        if tr is not None:
+            try:
+                data = tr.feed(data)
+            except ProxyError as exc:
+                self._abandon(exc)
+                return
+            if not data:
+                return
+        if self._head_pending:
             self._release_head(False)
         self._cb.encode_data(data, False)
         if not self._paused and not self._done and not self._cb.downstream_writable:
@@ -180,16 +220,46 @@ class RouterFilter:
         self._done = True
         self._exchange = None
         self._unwatch()
-        if self._head is not None:
-            self._release_head(True)
+        tr = self._translator
+        if tr is None:
+            if self._head_pending:
+                self._release_head(True)
+            else:
+                self._cb.encode_data(b"", True)
+            return
+        try:
+            tail = tr.end()
+        except ProxyError as exc:
+            self._fail(exc)
+            return
+        if self._head_pending:
+            self._release_head(not tail, -1 if tr.streaming else len(tail))
+            if tail:
+                self._cb.encode_data(tail, True)
         else:
-            self._cb.encode_data(b"", True)
+            self._cb.encode_data(tail, True)
 
     def on_upstream_error(self, error: UpstreamError) -> None:
+        self._abandon(error)
+
+    def _abandon(self, error: ProxyError) -> None:
+        """Stop the exchange and answer ``error``."""
         self._done = True
-        self._exchange = None
         self._unwatch()
+        if self._exchange is not None:
+            self._exchange.cancel()
+            self._exchange = None
+        self._fail(error)
+
+    def _fail(self, error: ProxyError) -> None:
+        tr = self._translator
+        if tr is not None and not self._head_pending and tr.streaming:
+            # The client's stream began: the translator closes it in-band, in its grammar.
+            self._cb.info.add_flag(error.flag)
+            self._cb.encode_data(tr.fail(error.kind, error.message), True)
+            return
         self._head = None
+        self._head_pending = False
         self._cb.send_error(error)
 
     def on_upstream_writable(self) -> None:
@@ -228,13 +298,7 @@ class RouterFilter:
             what = "upstream response timeout"
         if now - self._activity_s < limit:
             return
-        self._done = True
-        self._unwatch()
-        if self._exchange is not None:
-            self._exchange.cancel()
-            self._exchange = None
-        self._head = None
-        self._cb.send_error(UpstreamTimeoutError(f"{what} after {limit:g}s"))
+        self._abandon(UpstreamTimeoutError(f"{what} after {limit:g}s"))
 
     def on_destroy(self) -> None:
         self._unwatch()
@@ -244,14 +308,9 @@ class RouterFilter:
         self._done = True
 
 
-def _rewrite_model(body_json: Any, body: bytes, model: str) -> bytes:
-    if not model or not isinstance(body_json, dict) or body_json.get("model") == model:
-        return body
-    body_json["model"] = model
-    return orjson.dumps(body_json)
-
-
-def _upstream_headers(headers: Headers, provider: Provider, body_len: int) -> Headers:
+def _upstream_headers(
+    headers: Headers, provider: Provider, body_len: int, plan: ExchangePlan
+) -> Headers:
     drop = _DROP_REQUEST
     out: Headers = []
     named: set[bytes] | None = None
@@ -264,10 +323,12 @@ def _upstream_headers(headers: Headers, provider: Provider, body_len: int) -> He
             continue
         if k[:11] != _INTERNAL_PREFIX:
             out.append(h)
-    if named:
+    if named or plan.drop_headers:
         # Headers the client named in Connection are hop-by-hop too. Credentials are dropped
         # anyway, so naming them cannot smuggle anything through.
-        out = [h for h in out if h[0] not in named]
+        gone = (named or set()) | plan.drop_headers
+        out = [h for h in out if h[0] not in gone]
+    out.extend(plan.set_headers)
     if provider.auth_header is not None:
         out.append(provider.auth_header)  # validated when the config was loaded
     out.append((b"content-length", b"%d" % body_len))

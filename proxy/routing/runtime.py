@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from proxy.dialects.transformers.registry import (
+    ProviderTransformers,
+    TransformerChain,
+    provider_transformers,
+)
 from proxy.errors import ConfigError
 from proxy.filters.api import Dialect
 from proxy.upstream.api import Origin
@@ -21,6 +26,12 @@ class Provider:
     path_prefix: bytes  # prepended to the client's path (e.g. b"/api" for OpenRouter)
     auth_header: tuple[bytes, bytes] | None  # what we inject; the client's credentials never pass
     models: tuple[str, ...]
+    transformers: ProviderTransformers
+
+    def chain_for(self, model: str) -> TransformerChain | None:
+        """The transformers for requests sending ``model``; None when there are none."""
+        chain = self.transformers.chain(model)
+        return chain if chain else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +44,7 @@ class Target:
 class RuntimeConfig:
     providers: dict[str, Provider]
     default: Target
+    by_model: dict[str, Target]  # a model a provider lists -> that provider (first one wins)
     access_log: bool
     response_header_timeout_s: float
     stream_idle_timeout_s: float
@@ -44,13 +56,32 @@ class RuntimeConfig:
         name, model = name.strip(), model.strip()
         if name not in providers:
             raise ConfigError(f"router.default: unknown provider {name!r}")
+        by_model: dict[str, Target] = {}
+        for p in providers.values():
+            for m in p.models:
+                by_model.setdefault(m, Target(p, m))
         return cls(
             providers=providers,
             default=Target(providers[name], model),
+            by_model=by_model,
             access_log=cfg.log.access_log,
             response_header_timeout_s=cfg.upstream.response_header_timeout_s,
             stream_idle_timeout_s=cfg.upstream.stream_idle_timeout_s,
         )
+
+    def target_for(self, requested: object) -> Target:
+        """The target of a request asking for ``requested``: ``provider,model`` names both;
+        a model some provider lists goes there; anything else goes to the default."""
+        if isinstance(requested, str) and requested:
+            hit = self.by_model.get(requested)
+            if hit is not None:
+                return hit
+            name, sep, model = requested.partition(",")
+            if sep:
+                provider = self.providers.get(name.strip())
+                if provider is not None and model.strip():
+                    return Target(provider, model.strip())
+        return self.default
 
     def model_ids(self) -> list[tuple[str, str]]:
         """(provider, model) pairs Junction can route to, default first."""
@@ -81,4 +112,7 @@ def _provider(p: ProviderConfig) -> Provider:
         path_prefix=p.path_prefix.encode("ascii"),
         auth_header=auth,
         models=tuple(p.models),
+        transformers=provider_transformers(
+            p.transformers, p.model_transformers, where=f"providers.{p.name}"
+        ),
     )
