@@ -32,7 +32,10 @@ import orjson
 from proxy.dialects.errors import client_status, error_body
 from proxy.dialects.sse import SSEDecoder, encode_event
 from proxy.dialects.transformers.api import JSONObject, TransformContext
-from proxy.dialects.translate.a2o_request import anthropic_to_openai_request
+from proxy.dialects.translate.a2o_request import (
+    anthropic_to_openai_request,
+    uses_max_completion_tokens,
+)
 from proxy.dialects.translate.a2o_response import anthropic_to_openai_response
 from proxy.dialects.translate.a2o_stream import AnthropicToOpenAIStream, encode_openai_chunks
 from proxy.dialects.translate.o2a_request import openai_to_anthropic_request
@@ -123,6 +126,15 @@ def plan_exchange(
     elif provider is Dialect.OPENAI:
         out = anthropic_to_openai_request(body_json, model=model)
         upstream_path = CHAT_PATH
+        if (
+            "reasoning_effort" in out
+            and not uses_max_completion_tokens(model)
+            and "reasoning" not in _names(chain)
+        ):
+            # OpenAI rejects reasoning_effort on models that do not reason, and Claude Code
+            # asks for thinking on every main turn. Other providers' flags are the
+            # `reasoning` transformer's business, which sees the effort when configured.
+            del out["reasoning_effort"]
     else:
         opts = body_json.get("stream_options")
         include_usage = isinstance(opts, dict) and opts.get("include_usage") is True
@@ -145,6 +157,10 @@ def plan_exchange(
         ctx=ctx,
     )
     return ExchangePlan(upstream_path, orjson.dumps(out), translator, set_headers, drop)
+
+
+def _names(chain: Chain | None) -> set[str]:
+    return {str(getattr(t, "name", "")) for t in getattr(chain, "transformers", ())}
 
 
 class _Mode(enum.Enum):

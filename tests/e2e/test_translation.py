@@ -193,7 +193,7 @@ def test_anthropic_sdk_thinking_comes_back_as_thinking_blocks(
     junction: Running, mock: MockProvider
 ) -> None:
     msg = anthropic_client(junction).messages.create(
-        model="gpt-4.1",
+        model="mock-openai,o4-mini",  # explicit provider,model; o-series models reason
         max_tokens=4000,
         thinking={"type": "enabled", "budget_tokens": 2048},
         messages=[{"role": "user", "content": "think first"}],
@@ -201,7 +201,22 @@ def test_anthropic_sdk_thinking_comes_back_as_thinking_blocks(
     kinds = [b.type for b in msg.content]
     assert kinds[0] == "thinking" and "text" in kinds
     assert msg.content[0].thinking  # type: ignore[union-attr]
-    assert last(mock).json()["reasoning_effort"] == "low"
+    sent = last(mock).json()
+    assert sent["model"] == "o4-mini" and sent["reasoning_effort"] == "low"
+    assert sent["max_completion_tokens"] == 4000 and "max_tokens" not in sent
+
+
+def test_thinking_is_not_sent_to_a_model_that_does_not_reason(
+    junction: Running, mock: MockProvider
+) -> None:
+    msg = anthropic_client(junction).messages.create(
+        model="gpt-4.1",
+        max_tokens=4000,
+        thinking={"type": "enabled", "budget_tokens": 2048},
+        messages=[{"role": "user", "content": "think first"}],
+    )
+    assert [b.type for b in msg.content] == ["text"]
+    assert "reasoning_effort" not in last(mock).json()
 
 
 def test_anthropic_sdk_image_reaches_openai_provider(junction: Running, mock: MockProvider) -> None:
@@ -536,3 +551,59 @@ def test_claude_code_tool_loop_answer_is_a_stream_claude_code_accepts(
     stop = next(d for n, d in events if n == "message_delta")
     assert stop["delta"]["stop_reason"] == "tool_use"
     assert stop["usage"]["output_tokens"] > 0
+
+
+# -- transformers on a running Junction ------------------------------------------------------
+
+
+@pytest.fixture
+def tx_junction(junction_factory: Callable[..., Running], mock: MockProvider) -> Running:
+    return junction_factory(
+        providers=[
+            {
+                "name": "mock-openai",
+                "dialect": "openai",
+                "base_url": f"http://127.0.0.1:{mock.port}",
+                "api_key": "sk-openai-provider",
+                "models": ["gpt-4.1", "gpt-4.1-mini"],
+                "transformers": [["maxtoken", {"max_tokens": 1000}], "cleanschema"],
+                "model_transformers": {"gpt-4.1-mini": [["sampling", {"temperature": 0.2}]]},
+            }
+        ],
+        router={"default": "mock-openai,gpt-4.1"},
+    )
+
+
+def test_provider_transformers_rewrite_translated_requests(
+    tx_junction: Running, mock: MockProvider
+) -> None:
+    schema = {
+        **WEATHER_TOOL_A["input_schema"],
+        "$schema": "http://json-schema.org/draft-07/schema#",
+    }
+    with anthropic_client(tx_junction).messages.stream(
+        model="claude-sonnet-4-5",
+        max_tokens=64000,  # what Claude Code asks for; the provider takes at most 1000
+        messages=[{"role": "user", "content": "weather?"}],
+        tools=[{**WEATHER_TOOL_A, "input_schema": schema}],  # type: ignore[list-item]
+    ) as stream:
+        assert stream.get_final_message().stop_reason == "tool_use"
+    sent = last(mock).json()
+    assert sent["model"] == "gpt-4.1" and sent["max_tokens"] == 1000
+    assert "$schema" not in sent["tools"][0]["function"]["parameters"]
+    assert "temperature" not in sent
+
+
+def test_model_transformers_apply_to_their_model_and_same_dialect_streams(
+    tx_junction: Running, mock: MockProvider
+) -> None:
+    stream = openai_client(tx_junction).chat.completions.create(
+        model="gpt-4.1-mini",
+        stream=True,
+        max_tokens=5000,
+        messages=[{"role": "user", "content": "hi"}],
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text
+    sent = last(mock).json()
+    assert sent["max_tokens"] == 1000 and sent["temperature"] == 0.2
