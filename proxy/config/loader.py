@@ -39,12 +39,37 @@ def load_config(
 ) -> JunctionConfig:
     """The effective config. `path=None` means no file: providers come from the API-key
     variables in `env` (see `config_from_env`). Raises ConfigError listing every problem."""
-    problems: list[Problem] = []
     if path is not None:
-        data, problems = expand_tree(_read_yaml(path), env)
-        data = _resolve_files(data, path.parent)
-    else:
-        data = _env_provider_data(env) or {}
+        return load_config_dict(_read_yaml(path), env=env, overrides=overrides, base=path.parent)
+    data = _env_provider_data(env) or {}
+    return _validate(data, [], env=env, overrides=overrides)
+
+
+def load_config_dict(
+    data: Mapping[str, Any],
+    *,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None = None,
+    base: Path | None = None,
+) -> JunctionConfig:
+    """The effective config for config data that did not come from a file Junction read
+    itself (a claude-code-router import), validated exactly like a junction.yaml: `${VAR}`
+    references expanded against `env`, then the JUNCTION_* overlay and `overrides`. `base`
+    is the folder relative file paths are taken from (default: left as written). Raises
+    ConfigError listing every problem."""
+    expanded, problems = expand_tree(dict(data), env)
+    if base is not None:
+        expanded = _resolve_files(expanded, base)
+    return _validate(expanded, problems, env=env, overrides=overrides)
+
+
+def _validate(
+    data: dict[str, Any],
+    problems: list[Problem],
+    *,
+    env: Mapping[str, str],
+    overrides: Mapping[str, Any] | None,
+) -> JunctionConfig:
     merged = _deep_merge(_deep_merge(data, _env_overlay(env)), _nest_overrides(overrides or {}))
     config: JunctionConfig | None = None
     try:
@@ -78,6 +103,9 @@ def render_config(cfg: JunctionConfig) -> str:
     data = cfg.model_dump(mode="json")
     for index, provider in enumerate(cfg.providers):
         data["providers"][index]["api_key"] = mask_secret(provider.api_key)
+        for number, deployment in enumerate(provider.deployments):
+            shown = data["providers"][index]["deployments"][number]
+            shown["api_key"] = mask_secret(deployment.api_key)
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

@@ -9,13 +9,32 @@ reads `os.environ` behind the caller's back.
 
 from __future__ import annotations
 
+import importlib
 import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+import orjson
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    SerializerFunctionWrapHandler,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 from proxy.config.problems import FieldProblems, Loc, format_loc
 from proxy.dialects.transformers.registry import TransformerConfigError, build_chain, supports
@@ -32,6 +51,8 @@ Seconds = Annotated[float, Field(gt=0)]
 Dialect = Literal["anthropic", "openai"]
 Http1Codec = Literal["auto", "httptools", "h11"]
 UpstreamProtocol = Literal["auto", "http1", "h2", "h2c"]
+RouteStrategy = Literal["priority", "weighted", "least_outstanding", "latency", "cost"]
+Fraction = Annotated[float, Field(ge=0, le=1)]
 
 _PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
@@ -122,27 +143,36 @@ class UpstreamConfig(_Section):
         )
 
 
-class ProviderConfig(_Section):
-    name: str
-    dialect: Dialect
-    # http or https; an optional path prefix (https://openrouter.ai/api) is prepended to every
-    # request path. Stored without a trailing slash.
+def _key_or_none(value: Any) -> Any:
+    # Surrounding whitespace is a copy-paste or secret-file artefact (a trailing newline),
+    # and `${OPENAI_API_KEY:-}` expands to "" when unset: that means "no key".
+    if isinstance(value, str):
+        value = value.strip()
+        return value or None
+    return value
+
+
+def _header_safe(value: SecretStr | None) -> SecretStr | None:
+    # The key becomes a header value: CR/LF would split headers, and the message must not
+    # echo the key.
+    if value is not None and not _HEADER_SAFE.fullmatch(value.get_secret_value()):
+        raise ValueError("must be printable ASCII without spaces or control characters")
+    return value
+
+
+class DeploymentConfig(_Section):
+    """One endpoint of a provider: several keys, regions or hosts behind one provider name."""
+
+    name: str  # "d0", "d1", ... by position when the file leaves it out
     base_url: str
-    api_key: SecretStr | None = None
-    models: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # empty: any model
-    protocol: UpstreamProtocol = "auto"
-    ca_file: str | None = None
-    # Transformer entries: "name" or [name, {options}] (proxy.dialects.transformers.registry).
-    # A model's own entries run after the provider's when that model is sent.
-    transformers: list[Any] = []
-    model_transformers: dict[str, list[Any]] = {}
+    api_key: SecretStr | None = None  # None: the provider's api_key
+    weight: Annotated[float, Field(gt=0)] = 1.0
+    region: str | None = None
 
     @field_validator("name")
     @classmethod
     def _check_name(cls, value: str) -> str:
-        if not _PROVIDER_NAME.match(value):
-            raise ValueError(f"must use only letters, digits, '_', '.' and '-' (got {value!r})")
-        return value
+        return _check_name(value)
 
     @field_validator("base_url")
     @classmethod
@@ -152,21 +182,97 @@ class ProviderConfig(_Section):
     @field_validator("api_key", mode="before")
     @classmethod
     def _empty_key_is_none(cls, value: Any) -> Any:
-        # Surrounding whitespace is a copy-paste or secret-file artefact (a trailing newline),
-        # and `${OPENAI_API_KEY:-}` expands to "" when unset: that means "no key".
-        if isinstance(value, str):
-            value = value.strip()
-            return value or None
-        return value
+        return _key_or_none(value)
 
     @field_validator("api_key")
     @classmethod
     def _header_safe_key(cls, value: SecretStr | None) -> SecretStr | None:
-        # The key becomes a header value: CR/LF would split headers, and the message must not
-        # echo the key.
-        if value is not None and not _HEADER_SAFE.fullmatch(value.get_secret_value()):
-            raise ValueError("must be printable ASCII without spaces or control characters")
-        return value
+        return _header_safe(value)
+
+
+class ModelInfoConfig(_Section):
+    """Per-model metadata. Only the keys written override the built-in defaults
+    (proxy.routing.catalog); `null` for a number means "unknown"."""
+
+    context_window: PositiveInt | None = None
+    max_output: PositiveInt | None = None
+    tools: bool = True
+    images: bool = True
+    thinking: bool = True
+    input_price: Annotated[float, Field(ge=0)] | None = None  # USD per million tokens
+    output_price: Annotated[float, Field(ge=0)] | None = None
+    quality: Fraction | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The fields the config sets, to lay over the built-in defaults."""
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+    @model_serializer(mode="wrap")
+    def _only_set(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Rendered as written: a default shown as if set would override the catalog on reload.
+        data: dict[str, Any] = handler(self)
+        return {name: value for name, value in data.items() if name in self.model_fields_set}
+
+    # What is set matters, not only the values: `tools: true` overrides a catalog `false`.
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ModelInfoConfig):
+            return NotImplemented
+        return self.overrides() == other.overrides()
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self.overrides().items()))
+
+
+class ProviderConfig(_Section):
+    name: str
+    dialect: Dialect
+    # http or https; an optional path prefix (https://openrouter.ai/api) is prepended to every
+    # request path. Stored without a trailing slash. Exactly one of base_url and deployments.
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    models: tuple[Annotated[str, Field(min_length=1)], ...] = ()  # empty: any model
+    protocol: UpstreamProtocol = "auto"
+    ca_file: str | None = None
+    # Transformer entries: "name" or [name, {options}] (proxy.dialects.transformers.registry).
+    # A model's own entries run after the provider's when that model is sent.
+    transformers: list[Any] = []
+    model_transformers: dict[str, list[Any]] = {}
+    deployments: tuple[DeploymentConfig, ...] = ()
+    model_info: dict[str, ModelInfoConfig] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_deployments(cls, data: Any) -> Any:
+        # Unnamed deployments are named by position, so stats, logs and affinity can refer to
+        # them; the rendered config then shows the names.
+        if isinstance(data, dict) and isinstance(data.get("deployments"), list | tuple):
+            named = []
+            for index, item in enumerate(data["deployments"]):
+                if isinstance(item, dict) and item.get("name") is None:
+                    item = {**item, "name": f"d{index}"}
+                named.append(item)
+            data = {**data, "deployments": named}
+        return data
+
+    @field_validator("name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        return _check_name(value)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: Any) -> Any:
+        return _key_or_none(value)
+
+    @field_validator("api_key")
+    @classmethod
+    def _header_safe_key(cls, value: SecretStr | None) -> SecretStr | None:
+        return _header_safe(value)
 
     @field_validator("ca_file")
     @classmethod
@@ -179,57 +285,127 @@ class ProviderConfig(_Section):
         return hash((type(self), *(_frozen(getattr(self, f)) for f in type(self).model_fields)))
 
     @model_validator(mode="after")
+    def _check_endpoints(self) -> ProviderConfig:
+        if self.base_url is None and not self.deployments:
+            raise FieldProblems([(("base_url",), "required (or list deployments)")])
+        if self.base_url is not None and self.deployments:
+            raise FieldProblems(
+                [(("deployments",), "not with base_url: give each deployment its base_url")]
+            )
+        first_seen: dict[str, int] = {}
+        problems: list[tuple[Loc, str]] = []
+        for index, deployment in enumerate(self.deployments):
+            if deployment.name in first_seen:
+                also = first_seen[deployment.name]
+                problems.append(
+                    (
+                        ("deployments", index, "name"),
+                        f"duplicate deployment name {deployment.name!r} (also deployments[{also}])",
+                    )
+                )
+            first_seen.setdefault(deployment.name, index)
+        if problems:
+            raise FieldProblems(problems)
+        return self
+
+    @model_validator(mode="after")
     def _check_transformers(self) -> ProviderConfig:
         # Built once here so a bad name or option fails check-config, not the first request.
         problems: list[tuple[Loc, str]] = []
         problems += _transformer_problems(self.transformers, ("transformers",), self.dialect)
         for model, specs in self.model_transformers.items():
-            if self.models and model not in self.models:
-                problems.append(
-                    (
-                        ("model_transformers", model),
-                        f"provider {self.name!r} has no model {model!r} "
-                        f"(models: {', '.join(self.models)})",
-                    )
-                )
+            problems += self._model_problems(("model_transformers", model), model)
             problems += _transformer_problems(specs, ("model_transformers", model), self.dialect)
+        for model in self.model_info:
+            problems += self._model_problems(("model_info", model), model)
         if problems:
             raise FieldProblems(problems)
         return self
 
+    def _model_problems(self, loc: Loc, model: str) -> list[tuple[Loc, str]]:
+        if self.allows_model(model):
+            return []
+        return [(loc, f"provider {self.name!r} has no model {model!r} ({self._models_text()})")]
+
+    def _models_text(self) -> str:
+        return f"models: {', '.join(self.models)}"
+
+    def endpoints(self) -> tuple[DeploymentConfig, ...]:
+        """The deployments, each with its key resolved: a plain base_url is one deployment
+        named "default"; a deployment without api_key uses the provider's."""
+        if self.base_url is not None:
+            only = DeploymentConfig(name="default", base_url=self.base_url)
+            return (only.model_copy(update={"api_key": self.api_key}),)
+        return tuple(
+            d if d.api_key is not None else d.model_copy(update={"api_key": self.api_key})
+            for d in self.deployments
+        )
+
+    @property
+    def _url(self) -> str:
+        """The base URL of the first endpoint, which the single-endpoint helpers describe."""
+        return self.base_url if self.base_url is not None else self.deployments[0].base_url
+
     @property
     def scheme(self) -> Literal["http", "https"]:
-        return "https" if urlsplit(self.base_url).scheme.lower() == "https" else "http"
+        return _scheme(self._url)
 
     @property
     def host(self) -> str:
-        return urlsplit(self.base_url).hostname or ""
+        return urlsplit(self._url).hostname or ""
 
     @property
     def port(self) -> int:
-        port = urlsplit(self.base_url).port
-        if port is not None:
-            return port
-        return 443 if self.scheme == "https" else 80
+        return _port(self._url)
 
     @property
     def path_prefix(self) -> str:
         """'' or a path like '/api' (no trailing slash) to put before each request path."""
-        return urlsplit(self.base_url).path.rstrip("/")
+        return _path_prefix(self._url)
 
     @property
     def origin(self) -> Origin:
-        """Where the upstream client connects for this provider."""
+        """Where the upstream client connects for this provider (its first deployment)."""
+        return self.origin_of(self._url)
+
+    @staticmethod
+    def path_prefix_of(base_url: str) -> str:
+        """The path prefix of one of this provider's base URLs ('' or '/api')."""
+        return _path_prefix(base_url)
+
+    def origin_of(self, base_url: str) -> Origin:
+        """The Origin of one of this provider's base URLs (protocol and CA are per provider)."""
         return Origin(
-            scheme=self.scheme,
-            host=self.host,
-            port=self.port,
+            scheme=_scheme(base_url),
+            host=urlsplit(base_url).hostname or "",
+            port=_port(base_url),
             protocol=self.protocol,
             ca_file=self.ca_file,
         )
 
     def allows_model(self, model: str) -> bool:
         return not self.models or model in self.models
+
+
+def _scheme(url: str) -> Literal["http", "https"]:
+    return "https" if urlsplit(url).scheme.lower() == "https" else "http"
+
+
+def _port(url: str) -> int:
+    port = urlsplit(url).port
+    if port is not None:
+        return port
+    return 443 if _scheme(url) == "https" else 80
+
+
+def _path_prefix(url: str) -> str:
+    return urlsplit(url).path.rstrip("/")
+
+
+def _check_name(value: str) -> str:
+    if not _PROVIDER_NAME.match(value):
+        raise ValueError(f"must use only letters, digits, '_', '.' and '-' (got {value!r})")
+    return value
 
 
 class RouteRef(NamedTuple):
@@ -247,18 +423,232 @@ def parse_route_ref(text: str) -> RouteRef:
     return RouteRef(provider, model)
 
 
-class RouterConfig(_Section):
-    default: str
+def _pair_refs(items: list[Any] | tuple[Any, ...]) -> list[Any]:
+    """YAML's flow lists split on commas, so ``[ollama,qwen2.5-coder, p,m]`` arrives as four
+    items: two neighbours without a comma are joined back into one "provider,model"."""
+    out: list[Any] = []
+    index = 0
+    while index < len(items):
+        item = items[index]
+        after = items[index + 1] if index + 1 < len(items) else None
+        if _bare(item) and _bare(after):
+            out.append(f"{item},{after}")
+            index += 2
+        else:
+            out.append(item)
+            index += 1
+    return out
 
-    @field_validator("default")
+
+def _bare(item: Any) -> bool:
+    """A string without a comma: half of a "provider,model" that YAML split."""
+    return isinstance(item, str) and "," not in item
+
+
+class RouteConfig(_Section):
+    """A route: its targets in order and how to choose among them.
+
+    Written three ways, all normalised to this model: ``"provider,model"``, a list of them
+    (primary then fallbacks), or this mapping. The form written is kept, so check-config
+    renders the route as it was written and error paths point at what the user wrote
+    (``router.default``, ``router.background[1]``, ``router.think.targets[1]``).
+    """
+
+    targets: tuple[str, ...] = Field(min_length=1)
+    strategy: RouteStrategy = "priority"
+    affinity: bool = False  # keep a session on the same deployment while it can serve
+    quality_floor: Fraction | None = None  # cost: candidates below it are rejected
+    cost_weight: Annotated[float, Field(ge=0)] = 1.0
+    latency_weight: Annotated[float, Field(ge=0)] = 0.0
+    quality_weight: Annotated[float, Field(ge=0)] = 0.0
+    _form: Literal["string", "list", "object"] = PrivateAttr("object")
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _check_default(cls, value: str) -> str:
-        parse_route_ref(value)
+    def _from_any_form(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        if isinstance(value, str) and value.lstrip()[:1] in ("{", "["):
+            # A JUNCTION_ROUTER__* variable holding JSON (no "provider,model" starts so).
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                raise ValueError("must be 'provider,model' or valid JSON") from None
+        if isinstance(value, str):
+            parse_route_ref(value)  # reported at the route's own key
+            route = handler({"targets": [value]})
+            route._form = "string"
+            return route
+        if isinstance(value, list | tuple):
+            targets = _pair_refs(value)
+            problems: list[tuple[Loc, str]] = []
+            for index, item in enumerate(targets):
+                if not isinstance(item, str):
+                    problems.append(((index,), "must be a string 'provider,model'"))
+                    continue
+                try:
+                    parse_route_ref(item)
+                except ValueError as error:
+                    problems.append(((index,), str(error)))
+            if not targets:
+                raise ValueError("must not be empty")
+            if problems:
+                raise FieldProblems(problems)
+            route = handler({"targets": targets})
+            route._form = "list"
+            return route
+        return handler(value)
+
+    @field_validator("targets", mode="before")
+    @classmethod
+    def _pair_targets(cls, value: Any) -> Any:
+        return _pair_refs(value) if isinstance(value, list | tuple) else value
+
+    @field_validator("targets")
+    @classmethod
+    def _check_targets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problems: list[tuple[Loc, str]] = []
+        for index, item in enumerate(value):
+            try:
+                parse_route_ref(item)
+            except ValueError as error:
+                problems.append(((index,), str(error)))
+        if problems:
+            raise FieldProblems(problems)
         return value
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> Any:
+        if self._form == "string":
+            return self.targets[0]
+        if self._form == "list":
+            return list(self.targets)
+        return handler(self)
+
+    # A route written as a plain string compares equal to that string, so code written when
+    # `router.default` was a string (`cfg.router.default == "p,m"`) keeps working.
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, str):
+            return self._form == "string" and self.targets[0] == other
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        if self._form == "string":
+            return hash(self.targets[0])
+        return hash((type(self), *(getattr(self, f) for f in type(self).model_fields)))
+
+    def __str__(self) -> str:
+        return ", ".join(self.targets) if self._form != "object" else repr(self)
+
+    @property
+    def refs(self) -> tuple[RouteRef, ...]:
+        return tuple(parse_route_ref(target) for target in self.targets)
+
+    def target_loc(self, index: int) -> Loc:
+        """Where target `index` was written, relative to the route's key."""
+        if self._form == "string":
+            return ()
+        return (index,) if self._form == "list" else ("targets", index)
+
+
+# "package.module:function" or "package.module.function".
+_IMPORT_PATH = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
+
+
+def load_callable(path: str) -> Callable[..., Any]:
+    """The function named by an import path (``pkg.mod:func`` or ``pkg.mod.func``).
+    Raises ValueError with a message fit for a config error."""
+    if not _IMPORT_PATH.match(path) or (":" not in path and "." not in path):
+        raise ValueError(f"must be an import path 'package.module:function' (got {path!r})")
+    module_name, colon, attribute = path.partition(":")
+    if not colon:
+        module_name, _, attribute = path.rpartition(".")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"cannot import {path!r} ({type(error).__name__}: {error})") from None
+    except Exception as error:  # the user's module raised while importing
+        raise ValueError(f"importing {path!r} failed ({type(error).__name__}: {error})") from None
+    found: Any = module
+    for part in attribute.split("."):
+        found = getattr(found, part, None)
+    if found is None:
+        raise ValueError(f"cannot import {path!r} (no {attribute!r} in {module_name})")
+    if not callable(found):
+        raise ValueError(f"{path!r} is not callable (got a {type(found).__name__})")
+    return found  # type: ignore[no-any-return]
+
+
+SCENARIOS = ("background", "think", "long_context", "web_search", "image")
+
+
+class RouterConfig(_Section):
+    # NoDecode: JUNCTION_ROUTER__DEFAULT=p,m is a plain string, not JSON (RouteConfig decodes).
+    default: Annotated[RouteConfig, NoDecode]
+    background: RouteConfig | None = None
+    think: RouteConfig | None = None
+    long_context: RouteConfig | None = None
+    web_search: RouteConfig | None = None
+    image: RouteConfig | None = None
+    long_context_threshold: PositiveInt = 60_000
+    # Searched (case-insensitive) in the requested model; None: claude-code-router's rule.
+    background_pattern: str | None = None
+    subagent_tag: bool = True  # honour <CCR-SUBAGENT-MODEL>provider,model</CCR-SUBAGENT-MODEL>
+    aliases: dict[str, RouteConfig] = {}  # model names clients send -> routes
+    custom: str | None = None  # import path of a custom router function
+    custom_budget_ms: Annotated[float, Field(gt=0)] = 5.0
+
+    @field_validator("background_pattern")
+    @classmethod
+    def _check_pattern(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value, re.IGNORECASE)
+            except re.error as error:
+                raise ValueError(f"invalid regular expression ({error})") from None
+        return value
+
+    @field_validator("aliases")
+    @classmethod
+    def _check_aliases(cls, value: dict[str, RouteConfig]) -> dict[str, RouteConfig]:
+        problems: list[tuple[Loc, str]] = []
+        for name in value:
+            if not name.strip():
+                problems.append(((name,), "an alias must not be empty"))
+            elif "," in name:
+                problems.append(((name,), "an alias must not contain ',' (that is provider,model)"))
+        if problems:
+            raise FieldProblems(problems)
+        return value
+
+    @field_validator("custom")
+    @classmethod
+    def _check_custom(cls, value: str | None) -> str | None:
+        # Imported now, so check-config catches a typo, not the first request.
+        if value is not None:
+            load_callable(value)
+        return value
+
+    def __hash__(self) -> int:
+        return hash((type(self), *(_frozen(getattr(self, f)) for f in type(self).model_fields)))
 
     @property
     def default_route(self) -> RouteRef:
-        return parse_route_ref(self.default)
+        return self.default.refs[0]
+
+    def scenario_routes(self) -> dict[str, RouteConfig]:
+        """The "default" route and each scenario that has one, in the config's order."""
+        routes = {"default": self.default}
+        for name in SCENARIOS:
+            route: RouteConfig | None = getattr(self, name)
+            if route is not None:
+                routes[name] = route
+        return routes
+
+    def all_routes(self) -> Iterator[tuple[Loc, RouteConfig]]:
+        """Every route with its key path under `router`: scenarios, then aliases."""
+        for name, route in self.scenario_routes().items():
+            yield (name,), route
+        for alias, route in self.aliases.items():
+            yield ("aliases", alias), route
 
 
 class LogConfig(_Section):
@@ -325,9 +715,15 @@ class JunctionConfig(BaseSettings):
 
     @model_validator(mode="after")
     def _check_routes(self) -> JunctionConfig:
-        problem = self._route_problem(self.router.default_route)
-        if problem:
-            raise FieldProblems([(("router", "default"), problem)])
+        # Every "provider,model" of every route, at the key path where it was written.
+        problems: list[tuple[Loc, str]] = []
+        for loc, route in self.router.all_routes():
+            for index, ref in enumerate(route.refs):
+                problem = self._route_problem(ref)
+                if problem:
+                    problems.append((("router", *loc, *route.target_loc(index)), problem))
+        if problems:
+            raise FieldProblems(problems)
         return self
 
     def _route_problem(self, route: RouteRef) -> str | None:

@@ -1,43 +1,41 @@
-"""The config as the data path uses it: resolved once per load, swapped whole on reload."""
+"""The config as the data path uses it: resolved once per load, swapped whole on reload.
+
+`RuntimeConfig.from_config` turns the validated config into providers (each with its
+deployments: endpoint, injected key, weight), routes (one per scenario that has a value, one
+per alias) and the `Selector` that chooses among a route's candidates. Pass the running
+runtime as ``previous`` on reload so the selector keeps its live stats and session affinity.
+"""
 
 from __future__ import annotations
 
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from proxy.dialects.transformers.registry import (
-    ProviderTransformers,
-    TransformerChain,
-    provider_transformers,
-)
+from proxy.dialects.transformers.registry import provider_transformers
 from proxy.errors import ConfigError
 from proxy.filters.api import Dialect
-from proxy.upstream.api import Origin
+from proxy.routing.catalog import lookup, with_overrides
+from proxy.routing.selection import Selector
+from proxy.routing.types import (
+    SINGLE_DEPLOYMENT,
+    Deployment,
+    ModelInfo,
+    Provider,
+    Route,
+    Strategy,
+    Target,
+)
 
 if TYPE_CHECKING:
-    from proxy.config.model import JunctionConfig, ProviderConfig
+    from proxy.config.model import JunctionConfig, ProviderConfig, RouteConfig
 
+__all__ = ["SINGLE_DEPLOYMENT", "Provider", "RuntimeConfig", "Target"]
 
-@dataclass(frozen=True, slots=True)
-class Provider:
-    name: str
-    dialect: Dialect
-    origin: Origin
-    path_prefix: bytes  # prepended to the client's path (e.g. b"/api" for OpenRouter)
-    auth_header: tuple[bytes, bytes] | None  # what we inject; the client's credentials never pass
-    models: tuple[str, ...]
-    transformers: ProviderTransformers
-
-    def chain_for(self, model: str) -> TransformerChain | None:
-        """The transformers for requests sending ``model``; None when there are none."""
-        chain = self.transformers.chain(model)
-        return chain if chain else None
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    provider: Provider
-    model: str
+ALIAS_ROUTE_PREFIX = "alias:"  # Route.name of an alias: "alias:sonnet"
+EXPLICIT_ROUTE = "explicit"  # Route.name of a route the request names ("provider,model")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,25 +46,48 @@ class RuntimeConfig:
     access_log: bool
     response_header_timeout_s: float
     stream_idle_timeout_s: float
+    routes: dict[str, Route]  # "default" and each scenario the config sets
+    aliases: dict[str, Route]  # a model name clients send -> its route
+    selector: Selector
 
     @classmethod
-    def from_config(cls, cfg: JunctionConfig) -> RuntimeConfig:
+    def from_config(
+        cls,
+        cfg: JunctionConfig,
+        *,
+        previous: RuntimeConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> RuntimeConfig:
         providers = {p.name: _provider(p) for p in cfg.providers}
-        name, _, model = cfg.router.default.partition(",")
-        name, model = name.strip(), model.strip()
-        if name not in providers:
-            raise ConfigError(f"router.default: unknown provider {name!r}")
+        routes = {
+            name: _route(name, value, providers, f"router.{name}")
+            for name, value in cfg.router.scenario_routes().items()
+        }
+        aliases = {
+            alias: _route(ALIAS_ROUTE_PREFIX + alias, value, providers, f"router.aliases.{alias}")
+            for alias, value in cfg.router.aliases.items()
+        }
         by_model: dict[str, Target] = {}
         for p in providers.values():
             for m in p.models:
                 by_model.setdefault(m, Target(p, m))
+        selector = Selector(
+            [*routes.values(), *aliases.values()],
+            clock=clock,
+            rng=rng if rng is not None else random.Random(),
+            previous=previous.selector if previous is not None else None,
+        )
         return cls(
             providers=providers,
-            default=Target(providers[name], model),
+            default=routes["default"].targets[0],
             by_model=by_model,
             access_log=cfg.log.access_log,
             response_header_timeout_s=cfg.upstream.response_header_timeout_s,
             stream_idle_timeout_s=cfg.upstream.stream_idle_timeout_s,
+            routes=routes,
+            aliases=aliases,
+            selector=selector,
         )
 
     def target_for(self, requested: object) -> Target:
@@ -83,6 +104,17 @@ class RuntimeConfig:
                     return Target(provider, model.strip())
         return self.default
 
+    def explicit_route(self, provider: str, model: str) -> Route | None:
+        """A one-target priority route for a "provider,model" the request names; None when
+        no provider has that name (exact, else ignoring case, as claude-code-router)."""
+        found = self.providers.get(provider)
+        if found is None:
+            folded = provider.casefold()
+            found = next((p for p in self.providers.values() if p.name.casefold() == folded), None)
+        if found is None or not model:
+            return None
+        return Route(EXPLICIT_ROUTE, (Target(found, model),))
+
     def model_ids(self) -> list[tuple[str, str]]:
         """(provider, model) pairs Junction can route to, default first."""
         out = [(self.default.provider.name, self.default.model)]
@@ -93,26 +125,60 @@ class RuntimeConfig:
         return out
 
 
+def _route(name: str, value: RouteConfig, providers: dict[str, Provider], where: str) -> Route:
+    targets = []
+    for ref in value.refs:
+        provider = providers.get(ref.provider)
+        if provider is None:  # the config's validation rejects this; kept for direct callers
+            raise ConfigError(f"{where}: unknown provider {ref.provider!r}")
+        targets.append(Target(provider, ref.model))
+    return Route(
+        name=name,
+        targets=tuple(targets),
+        strategy=Strategy(value.strategy),
+        affinity=value.affinity,
+        quality_floor=value.quality_floor,
+        cost_weight=value.cost_weight,
+        latency_weight=value.latency_weight,
+        quality_weight=value.quality_weight,
+    )
+
+
+def _auth(dialect: Dialect, key: str) -> tuple[bytes, bytes] | None:
+    if not key:
+        return None
+    # The config rejects keys with spaces or control characters, so this is a safe value.
+    raw = key.encode("latin-1", "replace")
+    if dialect is Dialect.ANTHROPIC:
+        return (b"x-api-key", raw)
+    return (b"authorization", b"Bearer " + raw)
+
+
 def _provider(p: ProviderConfig) -> Provider:
     dialect = Dialect(p.dialect)
-    key = p.api_key.get_secret_value() if p.api_key is not None else ""
-    auth: tuple[bytes, bytes] | None = None
-    if key:
-        # The config rejects keys with spaces or control characters, so this is a safe value.
-        raw = key.encode("latin-1", "replace")
-        auth = (
-            (b"x-api-key", raw)
-            if dialect is Dialect.ANTHROPIC
-            else (b"authorization", b"Bearer " + raw)
+    deployments = tuple(
+        Deployment(
+            provider=p.name,
+            name=SINGLE_DEPLOYMENT if p.base_url is not None else d.name,
+            origin=p.origin_of(d.base_url),
+            path_prefix=p.path_prefix_of(d.base_url).encode("ascii"),
+            auth_header=_auth(dialect, d.api_key.get_secret_value() if d.api_key else ""),
+            weight=d.weight,
+            region=d.region,
         )
+        for d in p.endpoints()
+    )
+    model_info: dict[str, ModelInfo] = {
+        model: with_overrides(lookup(model), entry.overrides())
+        for model, entry in p.model_info.items()
+    }
     return Provider(
         name=p.name,
         dialect=dialect,
-        origin=p.origin,
-        path_prefix=p.path_prefix.encode("ascii"),
-        auth_header=auth,
+        deployments=deployments,
         models=tuple(p.models),
         transformers=provider_transformers(
             p.transformers, p.model_transformers, where=f"providers.{p.name}"
         ),
+        model_info=model_info,
     )

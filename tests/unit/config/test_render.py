@@ -32,7 +32,21 @@ def test_render_masks_keys_and_round_trips(tmp_path: Path) -> None:
     data = yaml.safe_load(text)
     assert data["providers"][0]["api_key"] == "****cdef"
     assert data["listen"] == {"host": "127.0.0.1", "port": 4000, "tls": None}
-    assert data["router"] == {"default": "anthropic,claude-sonnet-4-5"}
+    # Every router key is shown with its default; a route keeps the form it was written in.
+    assert data["router"] == {
+        "default": "anthropic,claude-sonnet-4-5",
+        "background": None,
+        "think": None,
+        "long_context": None,
+        "web_search": None,
+        "image": None,
+        "long_context_threshold": 60000,
+        "background_pattern": None,
+        "subagent_tag": True,
+        "aliases": {},
+        "custom": None,
+        "custom_budget_ms": 5.0,
+    }
     assert list(data) == [
         "listen",
         "admin",
