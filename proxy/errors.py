@@ -129,6 +129,14 @@ class UpstreamOverflowError(UpstreamError):
     kind = "overloaded_error"
 
 
+class NoHealthyUpstreamError(ProxyError):
+    """Every candidate that could serve the request is unhealthy (breaker open, ejected)."""
+
+    status = 503
+    flag = "UH"
+    kind = "overloaded_error"
+
+
 class DownstreamDisconnectError(ProxyError):
     status = 499
     flag = "DC"

@@ -92,13 +92,16 @@ def plan_exchange(
     provider_name: str,
     path: bytes,
     body_json: Any,
-    raw_body: bytes,
+    raw_body: bytes | None,
     model: str,
     chain: Chain | None,
     id_hex: str,
     now_unix: int,
 ) -> ExchangePlan:
-    """Raises TranslationError (a 400 naming the field) for requests that cannot be carried."""
+    """Raises TranslationError (a 400 naming the field) for requests that cannot be carried.
+    ``raw_body`` is the client's body as received, or None when the parsed body was changed
+    (it is then encoded again). The parsed body is never modified: a fallback plans again
+    from it."""
     if not isinstance(body_json, dict):
         raise BadRequestError("request body must be a JSON object")
     requested = body_json.get("model")
@@ -106,10 +109,12 @@ def plan_exchange(
     model = model or client_model
     stream = body_json.get("stream") is True
     if client is provider and chain is None:
-        body = raw_body
         if model and body_json.get("model") != model:
-            body_json["model"] = model
+            body = orjson.dumps({**body_json, "model": model})
+        elif raw_body is None:
             body = orjson.dumps(body_json)
+        else:
+            body = raw_body
         return ExchangePlan(path, body, None, [], frozenset())
     ctx = TransformContext(
         provider=provider_name,

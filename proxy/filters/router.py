@@ -1,30 +1,52 @@
-"""The terminal filter: picks the target, rewrites the request for it and relays the response.
+"""The terminal filter: decides the route, sends the request to a candidate, relays the answer.
 
 How this works: header iteration reaches the router only once the body filter holds the whole
-body (proxy routes are JSON). The router chooses a `Target`, rebuilds the headers (hop-by-hop
-and client credentials removed, the provider's key injected), rewrites ``model`` when the
-target's differs, and starts an upstream exchange. Response headers and bytes are relayed as
-they arrive — never buffered whole — and the upstream is paused while the client cannot keep
-up. Two deadlines guard the exchange: time to the response headers and, once streaming, time
-without a byte. The worker's shared DeadlineSweeper checks them against activity stamps, so
-the per-chunk path only stores a float.
+body (proxy routes are JSON). The router reads the routing facts, runs the scenario rules and
+the custom router (proxy/routing/decide.py) and gets the route's candidates, choice first,
+fallbacks after. Each attempt plans the exchange for its candidate (translation and
+transformers when dialects differ, proxy/dialects/pipeline.py), rebuilds the headers
+(hop-by-hop and client credentials removed, the deployment's key injected) and starts an
+upstream exchange.
+
+Fallback: while nothing has reached the client, a failed attempt — connect failure, reset,
+timeout before the response headers, or a status in FALLBACK_STATUSES — moves to the next
+candidate (translating again if it speaks the other dialect). The response head is held until
+the first body bytes, so the client never sees a failed attempt. Once bytes went out, a failure
+ends the stream in-band in the client's dialect.
+
+Response bytes are relayed as they arrive — never buffered whole in passthrough — and the
+upstream is paused while the client cannot keep up. Two deadlines guard each attempt: time to
+the response headers and, once streaming, time without a byte. The worker's shared
+DeadlineSweeper checks them against a progress counter, so the per-chunk path only bumps it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any, Final
 
 import orjson
 
 from proxy.dialects.pipeline import ExchangePlan, ResponseTranslator, plan_exchange
 from proxy.dialects.tokens import count_tokens
-from proxy.errors import ProxyError, UpstreamError, UpstreamTimeoutError
+from proxy.errors import (
+    BadRequestError,
+    ProxyError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
 from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
-from proxy.routing.runtime import Provider, RuntimeConfig, Target
+from proxy.routing.decide import Decider, Decision, RouteFacts, custom_answer, log
+from proxy.routing.runtime import RuntimeConfig
+from proxy.routing.scenarios import ScenarioDecision
+from proxy.routing.sessions import SessionUsage
+from proxy.routing.types import Candidate
 from proxy.upstream.api import Exchange, UpstreamClient
 
 # Request headers that never reach a provider: credentials of the client (the provider's own
@@ -39,25 +61,46 @@ _DROP_REQUEST = HOP_BY_HOP | {
 }
 _INTERNAL_PREFIX = b"x-junction-"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
+ROUTE_HEADER = b"x-junction-route"
+
+# Statuses after which the next candidate is tried (before anything reached the client):
+# rate limited, and the provider's own failures. A client error (400, 404, ...) is the
+# request's fault and would fail the same way elsewhere.
+FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504, 529})
+MAX_ATTEMPTS: Final = 4  # candidates tried for one request, at most
+MAX_DISCARDED_BODY_BYTES: Final = 256 * 1024  # a failed attempt's body read before moving on
 
 
 class RouterFilter:
     __slots__ = (
         "_activity_s",
+        "_attempts",
+        "_body",
+        "_body_dirty",
+        "_cand",
         "_cb",
         "_client",
         "_clock",
+        "_custom_task",
+        "_decider",
+        "_decision",
+        "_discard",
+        "_discarded",
         "_done",
         "_exchange",
         "_got_headers",
         "_head",
         "_head_pending",
+        "_index",
         "_paused",
+        "_pending",
         "_progress",
         "_runtime",
         "_seen_progress",
+        "_sessions",
+        "_started_s",
+        "_status",
         "_sweeper",
-        "_target",
         "_translator",
         "_wall",
         "_watched",
@@ -69,22 +112,36 @@ class RouterFilter:
         client: UpstreamClient,
         sweeper: DeadlineSweeper,
         clock: Callable[[], float],
+        sessions: SessionUsage,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._runtime = runtime
         self._client = client
         self._sweeper = sweeper
         self._clock = clock
+        self._sessions = sessions
         self._wall = wall
-        self._translator: ResponseTranslator | None = None
-        self._head_pending = False
+        self._decider: Decider | None = None
+        self._decision: Decision | None = None
+        self._pending: tuple[RouteFacts, ScenarioDecision] | None = None
+        self._custom_task: asyncio.Future[Any] | None = None
+        self._body: bytes | None = None  # the whole request body, once it arrived
+        self._body_dirty = False  # the parsed body changed (subagent tag removed)
+        self._index = 0
+        self._attempts = 0
+        self._cand: Candidate | None = None
         self._exchange: Exchange | None = None
-        self._target: Target | None = None
+        self._translator: ResponseTranslator | None = None
         self._watched = False
         self._head: tuple[int, Headers] | None = None
+        self._head_pending = False
+        self._discard = False
+        self._discarded = 0
         self._progress = 0
         self._seen_progress = 0
         self._activity_s = 0.0
+        self._started_s = 0.0
+        self._status = 0
         self._got_headers = False
         self._paused = False
         self._done = False
@@ -95,45 +152,121 @@ class RouterFilter:
     # -- request ---------------------------------------------------------------------------
 
     def decode_headers(self, headers: Headers, end_stream: bool) -> HeadersStatus:
+        req = self._cb.request
+        body = req.body_json
         try:
-            self._target = self._choose_target()
+            if not isinstance(body, dict):
+                raise BadRequestError("request body must be a JSON object")
+            decider = self._decider = Decider(self._runtime, self._sessions, self._clock)
+            facts = RouteFacts.of(body, req.headers, req.dialect)
+            rules = decider.scenario(body, facts)
+            self._body_dirty = rules.body_changed
+            facts = replace(facts, scenario=rules.scenario)
+            if self._runtime.custom is not None and self._runtime.custom_async:
+                self._ask_async(facts, rules)
+            else:
+                self._decision = decider.decide(facts, rules, decider.ask_custom(facts))
         except ProxyError as exc:
-            self._cb.send_error(exc)
+            self._fail_early(exc)
             return HeadersStatus.STOP
         if end_stream:
-            self._start(b"")
+            self._body = b""
+            self._maybe_start()
         return HeadersStatus.CONTINUE
 
     def decode_data(self, data: bytes, end_stream: bool) -> DataStatus:
-        if self._done:
+        if self._done or self._body is not None:
             return DataStatus.STOP_NO_BUFFER
-        if self._exchange is None:
-            if not end_stream:
-                return DataStatus.STOP_AND_BUFFER  # the body filter normally gathers it first
-            self._start(data)
-        else:
-            self._exchange.send_data(data, end_stream)
+        if not end_stream:
+            return DataStatus.STOP_AND_BUFFER  # the body filter normally gathers it first
+        self._body = data
+        self._maybe_start()
         return DataStatus.CONTINUE
 
-    def _choose_target(self) -> Target:
-        body = self._cb.request.body_json
-        return self._runtime.target_for(body.get("model") if isinstance(body, dict) else None)
+    def _fail_early(self, exc: ProxyError) -> None:
+        self._done = True
+        self._cb.send_error(exc)
 
-    def _start(self, body: bytes) -> None:
-        target = self._target
-        assert target is not None
-        provider = target.provider
+    def _ask_async(self, facts: RouteFacts, rules: ScenarioDecision) -> None:
+        """An ``async def`` custom router, awaited within its budget."""
+        custom = self._runtime.custom
+        assert custom is not None
+        self._pending = (facts, rules)
+        self._custom_task = asyncio.ensure_future(
+            asyncio.wait_for(custom(facts), self._runtime.custom_budget_s)
+        )
+        self._custom_task.add_done_callback(self._custom_done)
+
+    def _custom_done(self, task: asyncio.Future[Any]) -> None:
+        self._custom_task = None
+        if self._done or self._pending is None or self._decider is None:
+            return
+        facts, rules = self._pending
+        self._pending = None
+        answer: str | None = None
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, TimeoutError):
+            log.warning(
+                "router.custom gave no answer within %.1f ms; the rules decide",
+                self._runtime.custom_budget_s * 1000,
+            )
+        elif exc is not None:
+            log.warning("router.custom raised %s: %s; the rules decide", type(exc).__name__, exc)
+        else:
+            answer = custom_answer(task.result())
+        try:
+            self._decision = self._decider.decide(facts, rules, answer)
+        except ProxyError as error:
+            self._fail_early(error)
+            return
+        self._maybe_start()
+
+    def _maybe_start(self) -> None:
+        decision = self._decision
+        if decision is None or self._body is None or self._done:
+            return
         req = self._cb.request
         info = self._cb.info
-        info.upstream_provider = provider.name
-        info.upstream_model = target.model
-        if req.route_path == COUNT_TOKENS_PATH and provider.dialect is not Dialect.ANTHROPIC:
+        info.route = decision.route.name
+        info.scenario = decision.scenario
+        first = decision.selection.ordered[0]
+        if req.route_path == COUNT_TOKENS_PATH and first.provider.dialect is not Dialect.ANTHROPIC:
             # Only Anthropic-dialect providers count tokens; for the others Junction does.
             self._done = True
+            info.upstream_provider = first.provider.name
+            info.upstream_model = first.model
             count = orjson.dumps({"input_tokens": count_tokens(req.body_json, req.dialect)})
             self._cb.send_response(200, [(b"content-type", b"application/json")], count)
             return
-        info.upstream_host = provider.origin.host
+        self._cb.set_watermark_listener(self)
+        self._attempt(0)
+
+    # -- attempts --------------------------------------------------------------------------
+
+    def _attempt(self, index: int) -> None:
+        decision = self._decision
+        assert decision is not None and self._body is not None
+        cand = decision.selection.ordered[index]
+        self._index = index
+        self._cand = cand
+        self._attempts += 1
+        provider = cand.provider
+        deployment = cand.deployment
+        req = self._cb.request
+        info = self._cb.info
+        info.attempts = self._attempts
+        info.upstream_provider = provider.name
+        info.upstream_model = cand.model
+        info.upstream_host = deployment.origin.host
+        # Reset what the previous attempt left.
+        self._got_headers = False
+        self._head = None
+        self._head_pending = False
+        self._discard = False
+        self._discarded = 0
+        self._translator = None
         try:
             plan = plan_exchange(
                 client=req.dialect,
@@ -141,44 +274,80 @@ class RouterFilter:
                 provider_name=provider.name,
                 path=req.path,
                 body_json=req.body_json,
-                raw_body=body,
-                model=target.model,
-                chain=provider.chain_for(target.model),
+                raw_body=self._body if not self._body_dirty else None,
+                model=cand.model,
+                chain=provider.chain_for(cand.model),
                 id_hex=secrets.token_hex(12),
                 now_unix=int(self._wall()),
             )
         except ProxyError as exc:
-            self._done = True
-            self._cb.send_error(exc)
+            self._finish_failed(exc)
             return
         self._translator = plan.response
-        headers = _upstream_headers(req.headers, provider, len(plan.body), plan)
+        headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
+        selector = self._runtime.selector
+        selector.on_start(cand)
+        self._started_s = self._activity_s = self._clock()
         try:
             self._exchange = self._client.request(
-                provider.origin,
+                deployment.origin,
                 req.method,
-                provider.path_prefix + plan.path,
+                deployment.path_prefix + plan.path,
                 headers,
                 self,
                 end_stream=True,
                 body=plan.body,
             )
         except UpstreamError as exc:
-            self._done = True
-            self._cb.send_error(exc)
+            self._attempt_failed(exc)
             return
-        self._cb.set_watermark_listener(self)
-        self._activity_s = self._clock()
-        self._watched = True
-        self._sweeper.watch(self)
+        if not self._watched:
+            self._watched = True
+            self._sweeper.watch(self)
+
+    def _next_index(self) -> int | None:
+        decision = self._decision
+        assert decision is not None
+        nxt = self._index + 1
+        if nxt < len(decision.selection.ordered) and self._attempts < MAX_ATTEMPTS:
+            return nxt
+        return None
+
+    def _attempt_failed(self, error: ProxyError) -> None:
+        """The attempt failed before anything reached the client: the next candidate, or
+        the error."""
+        self._exchange = None
+        if self._cand is not None:
+            self._runtime.selector.on_end(self._cand, False)
+            self._cand = None
+        nxt = self._next_index()
+        if nxt is not None and not self._done:
+            self._cb.info.add_flag("FB")
+            self._attempt(nxt)
+            return
+        self._finish_failed(error)
+
+    def _finish_failed(self, error: ProxyError) -> None:
+        self._done = True
+        self._unwatch()
+        self._head = None
+        self._head_pending = False
+        self._cb.send_error(error)
 
     # -- response (ResponseHandler) ---------------------------------------------------------
 
     def on_upstream_headers(self, status: int, headers: Headers) -> None:
         # Held until the first body bytes (or the end): the head then leaves in the same write,
-        # and a failure before any body byte can still be answered with a clean local reply.
+        # and a failure before any body byte can still fall back or get a clean local reply.
         self._got_headers = True
+        self._status = status
         self._progress += 1
+        cand = self._cand
+        if cand is not None:
+            self._runtime.selector.on_first_byte(cand, self._clock() - self._started_s)
+        if status in FALLBACK_STATUSES and self._next_index() is not None:
+            self._discard = True  # read the small error body out, then move on
+            return
         self._head_pending = True
         if self._translator is not None:
             self._translator.start(status, headers)
@@ -195,10 +364,17 @@ class RouterFilter:
             assert self._head is not None
             status, headers = self._head
             self._head = None
+        if self._cand is not None:
+            headers.append((ROUTE_HEADER, self._cand.ref.encode("utf-8", "replace")))
         self._cb.encode_headers(status, headers, end_stream)
 
     def on_upstream_data(self, data: bytes) -> None:
         self._progress += 1
+        if self._discard:
+            self._discarded += len(data)
+            if self._discarded > MAX_DISCARDED_BODY_BYTES:
+                self._abandon_attempt(UpstreamError("failed attempt sent too large a body"))
+            return
         tr = self._translator
         if tr is not None:
             try:
@@ -217,9 +393,16 @@ class RouterFilter:
                 self._exchange.pause_reading()
 
     def on_upstream_end(self) -> None:
+        if self._discard:
+            self._exchange = None
+            self._attempt_failed(UpstreamError("attempt failed"))
+            return
         self._done = True
         self._exchange = None
         self._unwatch()
+        if self._cand is not None:
+            status = self._status
+            self._runtime.selector.on_end(self._cand, status < 500 and status != 429)
         tr = self._translator
         if tr is None:
             if self._head_pending:
@@ -240,7 +423,21 @@ class RouterFilter:
             self._cb.encode_data(tail, True)
 
     def on_upstream_error(self, error: UpstreamError) -> None:
-        self._abandon(error)
+        self._exchange = None
+        if self._committed():
+            self._abandon(error)
+        else:
+            self._attempt_failed(error)
+
+    def _committed(self) -> bool:
+        """Whether bytes of this answer may have reached the client."""
+        return self._got_headers and not self._discard and not self._head_pending
+
+    def _abandon_attempt(self, error: ProxyError) -> None:
+        if self._exchange is not None:
+            self._exchange.cancel()
+            self._exchange = None
+        self._attempt_failed(error)
 
     def _abandon(self, error: ProxyError) -> None:
         """Stop the exchange and answer ``error``."""
@@ -249,11 +446,14 @@ class RouterFilter:
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None
+        if self._cand is not None:
+            self._runtime.selector.on_end(self._cand, False)
+            self._cand = None
         self._fail(error)
 
     def _fail(self, error: ProxyError) -> None:
         tr = self._translator
-        if tr is not None and not self._head_pending and tr.streaming:
+        if tr is not None and self._committed() and tr.streaming:
             # The client's stream began: the translator closes it in-band, in its grammar.
             self._cb.info.add_flag(error.flag)
             self._cb.encode_data(tr.fail(error.kind, error.message), True)
@@ -281,7 +481,7 @@ class RouterFilter:
             self._sweeper.unwatch(self)
 
     def check_deadline(self, now: float) -> None:
-        if self._done or self._paused:
+        if self._done or self._paused or self._exchange is None:
             # A slow client is not an upstream stall; the connection's own timers guard it.
             return
         if self._progress != self._seen_progress:
@@ -298,18 +498,28 @@ class RouterFilter:
             what = "upstream response timeout"
         if now - self._activity_s < limit:
             return
-        self._abandon(UpstreamTimeoutError(f"{what} after {limit:g}s"))
+        error = UpstreamTimeoutError(f"{what} after {limit:g}s")
+        if self._committed():
+            self._abandon(error)
+        else:
+            self._abandon_attempt(error)
 
     def on_destroy(self) -> None:
         self._unwatch()
+        if self._custom_task is not None:
+            self._custom_task.cancel()
+            self._custom_task = None
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None
+        if self._cand is not None and not self._done:
+            self._runtime.selector.on_end(self._cand, False)
+        self._cand = None
         self._done = True
 
 
 def _upstream_headers(
-    headers: Headers, provider: Provider, body_len: int, plan: ExchangePlan
+    headers: Headers, auth: tuple[bytes, bytes] | None, body_len: int, plan: ExchangePlan
 ) -> Headers:
     drop = _DROP_REQUEST
     out: Headers = []
@@ -329,7 +539,7 @@ def _upstream_headers(
         gone = (named or set()) | plan.drop_headers
         out = [h for h in out if h[0] not in gone]
     out.extend(plan.set_headers)
-    if provider.auth_header is not None:
-        out.append(provider.auth_header)  # validated when the config was loaded
+    if auth is not None:
+        out.append(auth)  # validated when the config was loaded
     out.append((b"content-length", b"%d" % body_len))
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 class StreamInfo:
     __slots__ = (
+        "attempts",
         "bytes_received",
         "bytes_sent",
         "end_s",
@@ -14,6 +15,8 @@ class StreamInfo:
         "protocol",
         "request_id",
         "response_started_s",
+        "route",
+        "scenario",
         "start_s",
         "status",
         "upstream_host",
@@ -36,6 +39,9 @@ class StreamInfo:
         self.upstream_provider = ""
         self.upstream_model = ""
         self.upstream_host = ""
+        self.route = ""  # the route chosen: a scenario name, "alias:<name>" or "explicit"
+        self.scenario = ""  # the rule that chose it
+        self.attempts = 0  # upstream attempts made (fallbacks included)
 
     def add_flag(self, flag: str) -> None:
         if flag and flag not in self.flags:

@@ -44,6 +44,9 @@ class AccessLog:
                 "provider": info.upstream_provider or None,
                 "model": info.upstream_model or None,
                 "upstream_host": info.upstream_host or None,
+                "route": info.route or None,
+                "scenario": info.scenario or None,
+                "attempts": info.attempts,
             },
             option=orjson.OPT_APPEND_NEWLINE,
         )

@@ -8,16 +8,19 @@ runtime as ``previous`` on reload so the selector keeps its live stats and sessi
 
 from __future__ import annotations
 
+import inspect
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from proxy.config.model import load_callable
 from proxy.dialects.transformers.registry import provider_transformers
 from proxy.errors import ConfigError
 from proxy.filters.api import Dialect
 from proxy.routing.catalog import lookup, with_overrides
+from proxy.routing.scenarios import ScenarioRules, compile_background_pattern
 from proxy.routing.selection import Selector
 from proxy.routing.types import (
     SINGLE_DEPLOYMENT,
@@ -49,6 +52,10 @@ class RuntimeConfig:
     routes: dict[str, Route]  # "default" and each scenario the config sets
     aliases: dict[str, Route]  # a model name clients send -> its route
     selector: Selector
+    rules: ScenarioRules
+    custom: Callable[..., Any] | None  # router.custom, imported and checked at load
+    custom_async: bool  # an ``async def`` custom router: awaited within its budget
+    custom_budget_s: float
 
     @classmethod
     def from_config(
@@ -78,6 +85,7 @@ class RuntimeConfig:
             rng=rng if rng is not None else random.Random(),
             previous=previous.selector if previous is not None else None,
         )
+        custom = load_callable(cfg.router.custom) if cfg.router.custom else None
         return cls(
             providers=providers,
             default=routes["default"].targets[0],
@@ -88,6 +96,10 @@ class RuntimeConfig:
             routes=routes,
             aliases=aliases,
             selector=selector,
+            rules=_rules(cfg, routes),
+            custom=custom,
+            custom_async=inspect.iscoroutinefunction(custom),
+            custom_budget_s=cfg.router.custom_budget_ms / 1000.0,
         )
 
     def target_for(self, requested: object) -> Target:
@@ -123,6 +135,20 @@ class RuntimeConfig:
                 if (p.name, m) not in out:
                     out.append((p.name, m))
         return out
+
+
+def _rules(cfg: JunctionConfig, routes: dict[str, Route]) -> ScenarioRules:
+    pattern = cfg.router.background_pattern
+    return ScenarioRules(
+        background="background" in routes,
+        think="think" in routes,
+        long_context="long_context" in routes,
+        web_search="web_search" in routes,
+        image="image" in routes,
+        long_context_threshold=cfg.router.long_context_threshold,
+        background_pattern=compile_background_pattern(pattern) if pattern else None,
+        subagent_tag=cfg.router.subagent_tag,
+    )
 
 
 def _route(name: str, value: RouteConfig, providers: dict[str, Provider], where: str) -> Route:

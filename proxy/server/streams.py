@@ -17,6 +17,7 @@ from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
 from proxy.observability.access_log import AccessLog
 from proxy.routing.runtime import RuntimeConfig
+from proxy.routing.sessions import SessionUsage
 from proxy.routing.table import (
     BadPathError,
     Route,
@@ -55,8 +56,11 @@ class ProxyStreamFactory:
         clock: Callable[[], float],
         access_log: AccessLog | None,
         counters: Counters,
+        sessions: SessionUsage | None = None,
     ) -> None:
         self._holder = holder
+        # Per worker, across reloads: each session's last size, for the long-context rule.
+        self._sessions = sessions if sessions is not None else SessionUsage(clock=clock)
         self._client = client
         self._sweeper = sweeper
         self._ids = RequestIdSource()
@@ -125,7 +129,7 @@ class ProxyStreamFactory:
         if route.kind is RouteKind.PROXY:
             return [
                 JsonBodyFilter(),
-                RouterFilter(runtime, self._client, self._sweeper, self._clock),
+                RouterFilter(runtime, self._client, self._sweeper, self._clock, self._sessions),
             ]
         if route.kind is RouteKind.MODELS:
             return [ModelsFilter(runtime)]

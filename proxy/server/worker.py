@@ -245,7 +245,8 @@ class Worker:
 
         try:
             new = load_config(self._config_path, env=self._env, overrides=self._overrides)
-            runtime = RuntimeConfig.from_config(new)
+            # The running runtime hands over live selection stats and session affinity.
+            runtime = RuntimeConfig.from_config(new, previous=self.holder.current)
         except ConfigError as exc:
             self.reload_failures_total += 1
             self.last_reload_error = exc.message
