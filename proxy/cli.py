@@ -151,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
         "args", nargs=argparse.REMAINDER, metavar="CLAUDE ARGS", help="passed on to claude"
     )
 
+    route = commands.add_parser(
+        "route", help="show where a request would be routed, and why (--explain REQUEST.json)"
+    )
+    _add_config_options(route)
+    route.add_argument(
+        "--explain",
+        type=Path,
+        required=True,
+        metavar="REQUEST.json",
+        help="a request body, or a captured request with target, headers and body",
+    )
+    route.add_argument(
+        "--dialect",
+        choices=["anthropic", "openai"],
+        help="the client's dialect of a bare body (default: anthropic)",
+    )
+    route.set_defaults(handler=_run_route)
+
     mock = commands.add_parser("mock-provider", help="run the simulated LLM provider")
     _add_mock_provider(mock)
     return parser
@@ -312,6 +330,36 @@ def _run_serve(ns: argparse.Namespace) -> int:
     app = importlib.import_module("proxy.server.app")
     serve = cast(_ServeFunction, app.serve)
     return serve(config, config_path=path, overrides=serve_overrides(ns))
+
+
+def _run_route(ns: argparse.Namespace) -> int:
+    from proxy.filters.api import Dialect
+    from proxy.routing.explain import ExplainInputError, explain, read_request
+
+    env = os.environ
+    try:
+        if ns.ccr_config is not None:
+            config, _ = load_ccr(ns.ccr_config, env=env, secrets_optional=True)
+            resolved: tuple[JunctionConfig, Path | None] | None = (config, None)
+        else:
+            resolved = resolve_config(
+                ns.config, env=env, cwd=Path.cwd(), home=Path.home(), overrides={}
+            )
+    except ConfigError as error:
+        print_config_error(error, sys.stderr)
+        return EXIT_USAGE
+    if resolved is None:
+        print(NO_CONFIG_MESSAGE, file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        raw = ns.explain.read_bytes()
+        dialect = Dialect(ns.dialect) if ns.dialect else None
+        body, headers, dialect = read_request(raw, dialect)
+    except (OSError, ExplainInputError) as exc:
+        print(f"junction route: {ns.explain}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    sys.stdout.write(explain(resolved[0], body, headers, dialect))
+    return EXIT_OK
 
 
 def _run_check_config(ns: argparse.Namespace) -> int:
