@@ -3,8 +3,24 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
+STAMP_MYPYC := $(VENV)/.installed-mypyc
+# mypyc ships with mypy (a dev dependency); `make run` installs just this for the native build.
+MYPYC_REQ := mypy>=1.10,<3
 
-.PHONY: run test lint typecheck bench clean
+# Native build (tools/build_native.py; the module list is proxy/native.py). The stamp depends
+# on every source mypy reads, not only the compiled ones: mypyc inlines Final constants from
+# any module. JUNCTION_NATIVE=0 sets the binaries aside and runs pure Python.
+NATIVE_STAMP := build/native/stamp
+NATIVE_INPUTS := $(shell find proxy -name '*.py') pyproject.toml tools/build_native.py
+ifeq ($(JUNCTION_NATIVE),0)
+NATIVE := native-off
+else
+NATIVE := $(NATIVE_STAMP)
+endif
+
+# The install steps share the virtualenv: never run them side by side.
+.NOTPARALLEL:
+.PHONY: run test test-pure native native-off clean-native lint typecheck bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -18,21 +34,47 @@ $(STAMP_DEV): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $@ $(STAMP_RUN)
 
-run: $(STAMP_RUN)
+# The compiler toolchain for the native build; a failure here only means pure Python.
+$(STAMP_MYPYC): | $(STAMP_RUN)
+	$(PY) -c 'import mypyc.build, setuptools' 2>/dev/null \
+		|| $(PY) -m pip install -q '$(MYPYC_REQ)' setuptools \
+		|| echo "WARNING: could not install mypy; the native build will fall back to pure Python" >&2
+	touch $@
+
+# Compiles, or warns and falls back to pure Python: never fails.
+$(NATIVE_STAMP): $(NATIVE_INPUTS) | $(STAMP_MYPYC)
+	$(PY) tools/build_native.py build
+
+native: | $(STAMP_MYPYC)
+	$(PY) tools/build_native.py build --strict
+
+native-off: | $(PY)
+	$(PY) tools/build_native.py off
+
+clean-native:
+	$(PYTHON) tools/build_native.py clean
+
+run: $(STAMP_RUN) $(NATIVE)
 	PY=$(PY) bash examples/run-demo.sh
 
-test: $(STAMP_DEV)
+test: $(STAMP_DEV) $(NATIVE)
 	$(PY) -m pytest
 
+# The same suite with the compiled modules set aside (put back afterwards, if still current).
+test-pure: $(STAMP_DEV)
+	$(PY) tools/build_native.py stash
+	$(PY) -m pytest; status=$$?; $(PY) tools/build_native.py unstash; exit $$status
+
 lint: $(STAMP_DEV)
-	$(PY) -m ruff check proxy tests benchmarks
-	$(PY) -m ruff format --check proxy tests benchmarks
+	$(PY) -m ruff check proxy tests benchmarks tools
+	$(PY) -m ruff format --check proxy tests benchmarks tools
 
 typecheck: $(STAMP_DEV)
-	$(PY) -m mypy
+	$(PY) -m mypy proxy tools
 
-bench: $(STAMP_DEV)
+bench: $(STAMP_DEV) $(NATIVE)
 	bash benchmarks/run.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+	find proxy -name '*.so' -delete

@@ -17,7 +17,7 @@ and pipelined parsing, which the codec contract requires.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, Protocol, cast
 
 import h11
 
@@ -43,6 +43,14 @@ _C_SIZE: Final = 0
 _C_DATA: Final = 1
 _C_CRLF: Final = 2
 _C_TRAILER: Final = 3
+
+
+class _H11Data(Protocol):
+    """What an ``h11.Data`` event really carries. h11 annotates ``data`` as bytes but hands out
+    bytearray slices of its receive buffer; compiled (mypyc) code checks annotated types when
+    it reads an attribute, so the event is read through this view instead."""
+
+    data: bytes | bytearray
 
 
 def _check_raw_lines(block: bytes | bytearray, what: str) -> None:
@@ -104,7 +112,7 @@ class H11ServerCodec(Http1ServerCodecBase):
             while True:
                 event = conn.next_event()
                 if isinstance(event, h11.Data):
-                    self._body_bytes(bytes(event.data), events)
+                    self._body_bytes(bytes(cast(_H11Data, event).data), events)
                 elif isinstance(event, h11.EndOfMessage):
                     self._ended = True
                 else:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from proxy.errors import ConfigError
+from proxy.native import native_status
 from proxy.server.loop import loop_factory
 from proxy.server.worker import Worker
 
@@ -71,11 +72,12 @@ def run_worker(
         worker.tune_gc()
         scheme = "https" if config.listen.tls is not None else "http"
         log.info(
-            "listening on %s://%s:%d (admin %s)",
+            "listening on %s://%s:%d (admin %s; native: %s)",
             scheme,
             config.listen.host,
             worker.port,
             f"http://{config.admin.host}:{worker.admin_port}" if worker.admin_port else "off",
+            native_status().summary(),
         )
         code = await worker.run_until_stopped()
         log.info("drained, exiting")

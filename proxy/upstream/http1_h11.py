@@ -5,12 +5,21 @@ reference the httptools codec is tested against.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol, cast
 
 import h11
 
 from proxy.errors import UpstreamProtocolError
 from proxy.headers import Headers
 from proxy.upstream.http1_codec import ResponseSink, request_framing, too_large
+
+
+class _H11Data(Protocol):
+    """What an ``h11.Data`` event really carries. h11 annotates ``data`` as bytes but hands out
+    bytearray slices of its receive buffer; compiled (mypyc) code checks annotated types when
+    it reads an attribute, so the event is read through this view instead."""
+
+    data: bytes | bytearray
 
 
 class H11Codec:
@@ -96,7 +105,7 @@ class H11Codec:
             if event is h11.NEED_DATA or event is h11.PAUSED:
                 return
             if isinstance(event, h11.Data):
-                sink.on_response_data(bytes(event.data))
+                sink.on_response_data(bytes(cast(_H11Data, event).data))
             elif isinstance(event, h11.Response):
                 headers = list(event.headers)
                 if sum(len(k) + len(v) + 4 for k, v in headers) > self._max_header_bytes:

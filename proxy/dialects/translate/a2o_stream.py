@@ -81,7 +81,7 @@ class AnthropicToOpenAIStream:
         self._start_input: dict[int, str] = {}  # tool input given whole at block start
         self._has_tools = False
 
-    def on_event(self, name: str, data: dict[str, Any]) -> list[OpenAIChunk]:
+    def on_event(self, name: str, data: object) -> list[OpenAIChunk]:
         if self.ended:
             return []
         if not isinstance(data, dict):

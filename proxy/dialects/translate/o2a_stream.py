@@ -143,7 +143,7 @@ class OpenAIToAnthropicStream:
 
     # -- inputs ----------------------------------------------------------------------------
 
-    def on_chunk(self, chunk: dict[str, Any]) -> list[AnthropicEvent]:
+    def on_chunk(self, chunk: object) -> list[AnthropicEvent]:
         if self.ended:
             return []
         if not isinstance(chunk, dict):
