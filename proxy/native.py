@@ -25,11 +25,12 @@ from typing import Final
 # The one list of compiled modules; the build script reads it from here. Everything on the
 # per-request path that mypyc compiles cleanly. Left out on purpose: config/ and cli.py (run
 # once at start), mock_provider/ (must stay independent of the build), server/ apart from
-# streams.py (start-up and signals), admin/ (off the request path), and what is being reworked:
-# filters/router.py, dialects/{pipeline,tokens}.py, dialects/transformers/, and the routing/
-# modules other than runtime.py and table.py.
+# streams.py (start-up and signals), admin/ (off the request path), routing/types.py and
+# catalog.py (data built at load), routing/explain.py (a command), and dialects/tokens.py and
+# dialects/transformers/ (user classes subclass the transformer base).
 NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.dialects.errors",
+    "proxy.dialects.pipeline",
     "proxy.dialects.sse",
     "proxy.dialects.translate.a2o_request",
     "proxy.dialects.translate.a2o_response",
@@ -43,6 +44,7 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.filters.body",
     "proxy.filters.local",
     "proxy.filters.request_id",
+    "proxy.filters.router",
     "proxy.headers",
     "proxy.http.deadlines",
     "proxy.http.info",
@@ -63,7 +65,11 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.protocol.http2_headers",
     "proxy.protocol.http2_streams",
     "proxy.protocol.limits",
+    "proxy.routing.decide",
     "proxy.routing.runtime",
+    "proxy.routing.scenarios",
+    "proxy.routing.selection",
+    "proxy.routing.sessions",
     "proxy.routing.table",
     "proxy.server.streams",
     "proxy.upstream.api",
