@@ -26,11 +26,12 @@ from typing import Final
 # per-request path that mypyc compiles cleanly. Left out on purpose: config/ and cli.py (run
 # once at start), mock_provider/ (must stay independent of the build), server/ apart from
 # streams.py (start-up and signals), admin/ (off the request path), routing/types.py and
-# catalog.py (data built at load), routing/explain.py (a command), and dialects/tokens.py and
-# dialects/transformers/ (user classes subclass the transformer base).
+# catalog.py (data built at load), routing/explain.py (a command), and dialects/transformers/
+# (user classes subclass the transformer base).
 NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.dialects.errors",
     "proxy.dialects.pipeline",
+    "proxy.dialects.tokens",
     "proxy.dialects.sse",
     "proxy.dialects.translate.a2o_request",
     "proxy.dialects.translate.a2o_response",

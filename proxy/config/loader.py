@@ -99,13 +99,15 @@ def config_from_env(env: Mapping[str, str]) -> JunctionConfig | None:
 
 
 def render_config(cfg: JunctionConfig) -> str:
-    """The effective config as YAML, API keys masked."""
+    """The effective config as YAML, API keys masked (downstream keys entirely)."""
     data = cfg.model_dump(mode="json")
     for index, provider in enumerate(cfg.providers):
         data["providers"][index]["api_key"] = mask_secret(provider.api_key)
         for number, deployment in enumerate(provider.deployments):
             shown = data["providers"][index]["deployments"][number]
             shown["api_key"] = mask_secret(deployment.api_key)
+    for index in range(len(cfg.auth.keys)):
+        data["auth"]["keys"][index]["key"] = _MASK  # a client key: not even its tail
     return yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 
 

@@ -36,9 +36,12 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
+from proxy.config.auth import AuthConfig, RateLimitsConfig
 from proxy.config.problems import FieldProblems, Loc, format_loc
+from proxy.config.resilience import ResilienceConfig
 from proxy.dialects.transformers.registry import TransformerConfigError, build_chain, supports
 from proxy.filters.api import Dialect as DialectKind
+from proxy.filters.custom import filter_hooks, route_problems
 from proxy.protocol.limits import CodecLimits
 from proxy.upstream.api import Origin, UpstreamSettings
 
@@ -651,6 +654,49 @@ class RouterConfig(_Section):
             yield ("aliases", alias), route
 
 
+class FilterConfig(_Section):
+    """A custom filter (docs/extending.md): a class named by import path; each request gets
+    a fresh instance, ``cls(**options)``."""
+
+    use: str  # "package.module:Class" or "package.module.Class"
+    options: dict[str, Any] = {}
+    routes: tuple[str, ...] | None = None  # API paths such as /v1/messages; None: all of them
+
+    @field_validator("use")
+    @classmethod
+    def _check_use(cls, value: str) -> str:
+        # Imported now, so check-config catches a typo, not the first request.
+        found = load_callable(value)
+        if not isinstance(found, type):
+            raise ValueError(f"{value!r} is not a class (got a {type(found).__name__})")
+        filter_hooks(found)
+        return value
+
+    @field_validator("routes")
+    @classmethod
+    def _check_routes(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("must not be empty (leave it out for every proxy route)")
+        problems = route_problems(value or ())
+        if problems:
+            raise FieldProblems([((index,), message) for index, message in problems])
+        return value
+
+    @model_validator(mode="after")
+    def _check_options(self) -> FilterConfig:
+        # Built once now with its options, so a misspelt or bad option fails check-config.
+        try:
+            load_callable(self.use)(**self.options)
+        except Exception as error:
+            raise FieldProblems(
+                [(("options",), f"{self.use} rejected them ({type(error).__name__}: {error})")]
+            ) from None
+        return self
+
+    def __hash__(self) -> int:
+        return hash((type(self), *(_frozen(getattr(self, f)) for f in type(self).model_fields)))
+
+
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
@@ -677,7 +723,13 @@ class JunctionConfig(BaseSettings):
     upstream: UpstreamConfig = Field(default_factory=UpstreamConfig)
     providers: tuple[ProviderConfig, ...] = Field(default=(), validate_default=True)
     router: RouterConfig
+    filters: tuple[FilterConfig, ...] = ()  # custom filters, in request order
     log: LogConfig = Field(default_factory=LogConfig)
+    auth: AuthConfig = Field(default_factory=AuthConfig)  # downstream API keys
+    # Per model / per provider request, token, concurrency and spend limits (`limits` is
+    # taken: the codecs' size and time bounds). proxy/config/auth.py, docs/limits.md.
+    rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
+    resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
 
     @classmethod
     def settings_customise_sources(

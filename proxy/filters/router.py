@@ -26,7 +26,6 @@ import asyncio
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from typing import Any, Final
 
 import orjson
@@ -35,6 +34,7 @@ from proxy.dialects.pipeline import ExchangePlan, ResponseTranslator, plan_excha
 from proxy.dialects.tokens import count_tokens
 from proxy.errors import (
     BadRequestError,
+    NoHealthyUpstreamError,
     ProxyError,
     UpstreamError,
     UpstreamTimeoutError,
@@ -42,6 +42,8 @@ from proxy.errors import (
 from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
 from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
+from proxy.resilience.breaker import Ticket
+from proxy.resilience.outcome import Outcome
 from proxy.routing.decide import Decider, Decision, RouteFacts, custom_answer, log
 from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.scenarios import ScenarioDecision
@@ -101,7 +103,9 @@ class RouterFilter:
         "_started_s",
         "_status",
         "_sweeper",
+        "_ticket",
         "_translator",
+        "_ttfb_s",
         "_wall",
         "_watched",
     )
@@ -130,6 +134,8 @@ class RouterFilter:
         self._index = 0
         self._attempts = 0
         self._cand: Candidate | None = None
+        self._ticket: Ticket | None = None
+        self._ttfb_s = 0.0
         self._exchange: Exchange | None = None
         self._translator: ResponseTranslator | None = None
         self._watched = False
@@ -158,14 +164,16 @@ class RouterFilter:
             if not isinstance(body, dict):
                 raise BadRequestError("request body must be a JSON object")
             decider = self._decider = Decider(self._runtime, self._sessions, self._clock)
-            facts = RouteFacts.of(body, req.headers, req.dialect)
-            rules = decider.scenario(body, facts)
+            size = self._cb.info.bytes_received
+            facts, rules = decider.prepare(body, req.headers, req.dialect, size)
             self._body_dirty = rules.body_changed
-            facts = replace(facts, scenario=rules.scenario)
             if self._runtime.custom is not None and self._runtime.custom_async:
                 self._ask_async(facts, rules)
             else:
-                self._decision = decider.decide(facts, rules, decider.ask_custom(facts))
+                custom = decider.ask_custom(facts)
+                self._decision = decider.decide(
+                    facts, rules, custom, body=body, healthy=self._healthy()
+                )
         except ProxyError as exc:
             self._fail_early(exc)
             return HeadersStatus.STOP
@@ -182,6 +190,9 @@ class RouterFilter:
         self._body = data
         self._maybe_start()
         return DataStatus.CONTINUE
+
+    def _healthy(self) -> Callable[[Candidate], bool]:
+        return self._runtime.health.checker(self._clock())
 
     def _fail_early(self, exc: ProxyError) -> None:
         self._done = True
@@ -217,7 +228,14 @@ class RouterFilter:
         else:
             answer = custom_answer(task.result())
         try:
-            self._decision = self._decider.decide(facts, rules, answer)
+            body = self._cb.request.body_json
+            self._decision = self._decider.decide(
+                facts,
+                rules,
+                answer,
+                body=body if isinstance(body, dict) else None,
+                healthy=self._healthy(),
+            )
         except ProxyError as error:
             self._fail_early(error)
             return
@@ -283,11 +301,26 @@ class RouterFilter:
         except ProxyError as exc:
             self._finish_failed(exc)
             return
+        now = self._clock()
+        ticket = self._runtime.health.on_start(cand, now)
+        if ticket is None:
+            # Its breaker opened (or a half-open probe is already out) since the decision.
+            self._cand = None
+            self._attempts -= 1
+            nxt = self._next_index()
+            if nxt is not None:
+                self._attempt(nxt)
+            else:
+                self._finish_failed(
+                    NoHealthyUpstreamError(f"{cand.ref} via {deployment.name}: breaker open")
+                )
+            return
+        self._ticket = ticket
+        self._ttfb_s = 0.0
         self._translator = plan.response
         headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
-        selector = self._runtime.selector
-        selector.on_start(cand)
-        self._started_s = self._activity_s = self._clock()
+        self._runtime.selector.on_start(cand)
+        self._started_s = self._activity_s = now
         try:
             self._exchange = self._client.request(
                 deployment.origin,
@@ -313,11 +346,22 @@ class RouterFilter:
             return nxt
         return None
 
+    def _report(self, status: int | None, error: ProxyError | None) -> None:
+        """Tell the health book how the attempt ended (once per attempt)."""
+        ticket = self._ticket
+        if ticket is None or self._cand is None:
+            return
+        self._ticket = None
+        health = self._runtime.health
+        outcome = health.outcome(status, error, self._ttfb_s)
+        health.on_result(self._cand, ticket, outcome, self._clock())
+
     def _attempt_failed(self, error: ProxyError) -> None:
         """The attempt failed before anything reached the client: the next candidate, or
         the error."""
         self._exchange = None
         if self._cand is not None:
+            self._report(self._status if self._got_headers else None, error)
             self._runtime.selector.on_end(self._cand, False)
             self._cand = None
         nxt = self._next_index()
@@ -344,7 +388,12 @@ class RouterFilter:
         self._progress += 1
         cand = self._cand
         if cand is not None:
-            self._runtime.selector.on_first_byte(cand, self._clock() - self._started_s)
+            ttfb = self._clock() - self._started_s
+            self._runtime.selector.on_first_byte(cand, ttfb)
+            # A whole (non-streamed) answer's headers come after the whole generation: that
+            # is no sign of a slow provider.
+            streamed = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
+            self._ttfb_s = ttfb if streamed else 0.0
         if status in FALLBACK_STATUSES and self._next_index() is not None:
             self._discard = True  # read the small error body out, then move on
             return
@@ -395,13 +444,15 @@ class RouterFilter:
     def on_upstream_end(self) -> None:
         if self._discard:
             self._exchange = None
-            self._attempt_failed(UpstreamError("attempt failed"))
+            self._report(self._status, None)  # the status says what failed, not an error
+            self._attempt_failed(UpstreamError(f"provider answered {self._status}"))
             return
         self._done = True
         self._exchange = None
         self._unwatch()
         if self._cand is not None:
             status = self._status
+            self._report(status, None)
             self._runtime.selector.on_end(self._cand, status < 500 and status != 429)
         tr = self._translator
         if tr is None:
@@ -447,6 +498,7 @@ class RouterFilter:
             self._exchange.cancel()
             self._exchange = None
         if self._cand is not None:
+            self._report(self._status if self._got_headers else None, error)
             self._runtime.selector.on_end(self._cand, False)
             self._cand = None
         self._fail(error)
@@ -513,6 +565,10 @@ class RouterFilter:
             self._exchange.cancel()
             self._exchange = None
         if self._cand is not None and not self._done:
+            ticket = self._ticket
+            if ticket is not None:
+                self._ticket = None
+                self._runtime.health.on_result(self._cand, ticket, Outcome.ABANDONED, self._clock())
             self._runtime.selector.on_end(self._cand, False)
         self._cand = None
         self._done = True

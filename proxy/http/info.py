@@ -5,12 +5,15 @@ from __future__ import annotations
 
 class StreamInfo:
     __slots__ = (
+        "api_key_name",
         "attempts",
         "bytes_received",
         "bytes_sent",
         "end_s",
         "flags",
+        "input_tokens",
         "method",
+        "output_tokens",
         "path",
         "protocol",
         "request_id",
@@ -42,6 +45,11 @@ class StreamInfo:
         self.route = ""  # the route chosen: a scenario name, "alias:<name>" or "explicit"
         self.scenario = ""  # the rule that chose it
         self.attempts = 0  # upstream attempts made (fallbacks included)
+        self.api_key_name = ""  # the downstream API key's configured name; never the key
+        # Usage the provider reported for this request (-1: not reported); the limit
+        # filter corrects its token and spend estimates with it when the stream ends.
+        self.input_tokens = -1
+        self.output_tokens = -1
 
     def add_flag(self, flag: str) -> None:
         if flag and flag not in self.flags:

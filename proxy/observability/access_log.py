@@ -47,6 +47,7 @@ class AccessLog:
                 "route": info.route or None,
                 "scenario": info.scenario or None,
                 "attempts": info.attempts,
+                "key": info.api_key_name or None,  # the key's configured name, never the key
             },
             option=orjson.OPT_APPEND_NEWLINE,
         )

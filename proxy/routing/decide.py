@@ -25,7 +25,7 @@ from proxy.dialects.tokens import count_tokens
 from proxy.errors import BadRequestError, NoHealthyUpstreamError, NoRouteError
 from proxy.filters.api import Dialect
 from proxy.headers import Headers
-from proxy.routing.runtime import RuntimeConfig
+from proxy.routing.runtime import EXPLICIT_ROUTE, RuntimeConfig
 from proxy.routing.scenarios import ScenarioDecision, detect, session_id
 from proxy.routing.selection import failure_status, rejection_lines
 from proxy.routing.sessions import SessionUsage
@@ -34,6 +34,10 @@ from proxy.routing.types import Requirements, Route, Selection
 log = logging.getLogger("junction.routing")
 
 DEFAULT_MAX_TOKENS: Final = 4096  # what a request that names none is assumed to allow
+# A request of N body bytes holds fewer than N + TOKEN_BOUND_SLACK input tokens (a token
+# covers at least a byte; the slack covers the fixed costs: per message, the tool prompt).
+TOKEN_BOUND_SLACK: Final = 2048
+ROUGH_BYTES_PER_TOKEN: Final = 4  # the figure shown when tokens were not counted
 MAX_SYSTEM_VIEW_CHARS: Final = 64 * 1024  # system text shown to a custom router
 MAX_VIEW_HEADERS: Final = 64
 # Never shown to a custom router: the client's credentials.
@@ -51,31 +55,14 @@ class RouteFacts:
     tools: tuple[str, ...]  # tool names (server tools by their type)
     thinking: bool
     images: bool  # an image anywhere in the conversation
-    system: str
+    system: str  # the system text (only filled when a custom router is configured)
     session_id: str | None
-    headers: Mapping[str, str]  # lower-case names, credentials removed
-    scenario: str = "default"  # what the built-in rules chose (set before a custom router)
+    headers: Mapping[str, str]  # lower-case names, credentials removed (custom router only)
+    scenario: str  # what the built-in rules chose
+    tokens_exact: bool  # False: ``tokens`` is a rough figure no decision depended on
 
-    @classmethod
-    def of(cls, body: dict[str, Any], headers: Headers, dialect: Dialect) -> RouteFacts:
-        model = body.get("model")
-        limit = body.get("max_tokens")
-        if limit is None:
-            limit = body.get("max_completion_tokens")
-        thinking = body.get("thinking")
-        return cls(
-            model=model if isinstance(model, str) else "",
-            dialect=dialect.value,
-            tokens=count_tokens(body, dialect),
-            max_tokens=limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_TOKENS,
-            tools=_tool_names(body.get("tools")),
-            thinking=(isinstance(thinking, dict) and thinking.get("type") != "disabled")
-            or isinstance(body.get("reasoning_effort"), str),
-            images=_has_image(body),
-            system=_system_text(body)[:MAX_SYSTEM_VIEW_CHARS],
-            session_id=session_id(body, headers),
-            headers=_header_view(headers),
-        )
+
+_NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,22 +86,66 @@ class Decider:
         self._sessions = sessions
         self._clock = clock
 
-    def scenario(self, body: dict[str, Any], facts: RouteFacts) -> ScenarioDecision:
-        """The rules' scenario. Removes the subagent tag from ``body`` (in place)."""
-        sid = facts.session_id
-        previous = self._sessions.get(sid) if sid else None
-        decision = detect(
-            body,
-            model=facts.model,
-            tokens=facts.tokens,
-            previous_input_tokens=previous,
-            rules=self._runtime.rules,
+    def prepare(
+        self,
+        body: dict[str, Any],
+        headers: Headers,
+        dialect: Dialect,
+        size: int,
+        *,
+        exact: bool = False,
+    ) -> tuple[RouteFacts, ScenarioDecision]:
+        """The request's facts and the rules' scenario. Removes the subagent tag from
+        ``body`` (in place). ``size`` is the body's length in bytes.
+
+        Counting tokens costs microseconds on small requests and up to half a millisecond on
+        Claude Code's, so it is skipped when no decision can depend on it: no long-context
+        rule, no custom router, no image, and even ``size`` tokens (an upper bound, with
+        slack for fixed costs) plus ``max_tokens`` fit every configured context window.
+        """
+        runtime = self._runtime
+        model = body.get("model")
+        model = model if isinstance(model, str) else ""
+        limit = body.get("max_tokens")
+        if limit is None:
+            limit = body.get("max_completion_tokens")
+        max_tokens = limit if isinstance(limit, int) and limit > 0 else DEFAULT_MAX_TOKENS
+        images = _has_image(body)
+        custom = runtime.custom is not None
+        exact = (
+            exact
+            or custom
+            or images
+            or runtime.rules.long_context
+            or size + TOKEN_BOUND_SLACK + max_tokens >= runtime.min_context_window
         )
-        if sid:
+        tokens = count_tokens(body, dialect) if exact else size // ROUGH_BYTES_PER_TOKEN
+        sid = session_id(body, headers)
+        previous = self._sessions.get(sid) if sid and runtime.rules.long_context else None
+        rules = detect(
+            body, model=model, tokens=tokens, previous_input_tokens=previous, rules=runtime.rules
+        )
+        if sid and exact:
             # The estimate stands in for the provider's reported usage: it is known now, for
             # every dialect, whether the answer streams or not.
-            self._sessions.put(sid, facts.tokens)
-        return decision
+            self._sessions.put(sid, tokens)
+        thinking = body.get("thinking")
+        facts = RouteFacts(
+            model=model,
+            dialect=dialect.value,
+            tokens=tokens,
+            max_tokens=max_tokens,
+            tools=_tool_names(body.get("tools")),
+            thinking=(isinstance(thinking, dict) and thinking.get("type") != "disabled")
+            or isinstance(body.get("reasoning_effort"), str),
+            images=images,
+            system=_system_text(body)[:MAX_SYSTEM_VIEW_CHARS] if custom else "",
+            session_id=sid,
+            headers=_header_view(headers) if custom else _NO_HEADERS,
+            scenario=rules.scenario,
+            tokens_exact=exact,
+        )
+        return facts, rules
 
     def ask_custom(self, facts: RouteFacts) -> str | None:
         """A synchronous custom router's answer, or None to use the rules."""
@@ -143,6 +174,7 @@ class Decider:
         rules: ScenarioDecision,
         custom: str | None,
         *,
+        body: dict[str, Any] | None = None,
         healthy: Callable[[Any], bool] | None = None,
     ) -> Decision:
         """Raises NoRouteError (404) for an unknown ``provider,model``, BadRequestError (400)
@@ -162,8 +194,13 @@ class Decider:
             route = _by_model(runtime, facts.model)
             if route is not runtime.routes["default"]:
                 reason = f"model {facts.model!r}: {route.name}"
+        tokens = facts.tokens
+        if not facts.tokens_exact and route.name == EXPLICIT_ROUTE and body is not None:
+            # A target the request names may be a model with a small window that the
+            # configured minimum did not cover: count.
+            tokens = count_tokens(body, Dialect(facts.dialect))
         need = Requirements(
-            tokens=facts.tokens,
+            tokens=tokens,
             max_tokens=facts.max_tokens,
             tools=bool(facts.tools),
             images=facts.images,

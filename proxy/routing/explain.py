@@ -10,7 +10,6 @@ statistics, every deployment healthy, a custom router called as it would be.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -19,7 +18,7 @@ from proxy.config.model import JunctionConfig
 from proxy.errors import ProxyError
 from proxy.filters.api import Dialect
 from proxy.headers import Headers
-from proxy.routing.decide import Decider, RouteFacts
+from proxy.routing.decide import Decider
 from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.sessions import SessionUsage
 
@@ -66,9 +65,8 @@ def explain(
     """The decision as text: facts, scenario, route, choice, fallbacks, rejections."""
     runtime = RuntimeConfig.from_config(config)
     decider = Decider(runtime, SessionUsage(clock=time.monotonic), time.monotonic)
-    facts = RouteFacts.of(body, headers, dialect)
-    rules = decider.scenario(body, facts)
-    facts = replace(facts, scenario=rules.scenario)
+    size = len(orjson.dumps(body))
+    facts, rules = decider.prepare(body, headers, dialect, size, exact=True)
     lines = [
         f"request:   {dialect.value} dialect, model {facts.model!r}, ~{facts.tokens} input tokens,"
         f" max_tokens {facts.max_tokens}",
@@ -83,7 +81,7 @@ def explain(
         else:
             lines.append(f"custom:    {custom or 'no answer: the rules decide'}")
     try:
-        decision = decider.decide(facts, rules, custom)
+        decision = decider.decide(facts, rules, custom, body=body)
     except ProxyError as exc:
         lines.append(f"result:    HTTP {exc.status}: {exc.message}")
         return "\n".join(lines) + "\n"

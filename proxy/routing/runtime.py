@@ -3,23 +3,31 @@
 `RuntimeConfig.from_config` turns the validated config into providers (each with its
 deployments: endpoint, injected key, weight), routes (one per scenario that has a value, one
 per alias) and the `Selector` that chooses among a route's candidates. Pass the running
-runtime as ``previous`` on reload so the selector keeps its live stats and session affinity.
+runtime as ``previous`` on reload so the selector keeps its live stats and session affinity,
+and the `HealthBook` its breakers and outlier ejections.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from proxy.config.model import load_callable
 from proxy.dialects.transformers.registry import provider_transformers
 from proxy.errors import ConfigError
 from proxy.filters.api import Dialect
-from proxy.routing.catalog import lookup, with_overrides
+from proxy.filters.auth import AuthPolicy
+from proxy.filters.custom import FilterSpec
+from proxy.filters.limit import configured_limiter
+from proxy.limits.api import Limiter
+from proxy.limits.local import LocalLimiter
+from proxy.resilience.health import HealthBook
+from proxy.routing.catalog import info_for, lookup, with_overrides
 from proxy.routing.scenarios import ScenarioRules, compile_background_pattern
 from proxy.routing.selection import Selector
 from proxy.routing.types import (
@@ -52,10 +60,17 @@ class RuntimeConfig:
     routes: dict[str, Route]  # "default" and each scenario the config sets
     aliases: dict[str, Route]  # a model name clients send -> its route
     selector: Selector
+    health: HealthBook  # breakers and outlier ejection; carried over on reload
     rules: ScenarioRules
     custom: Callable[..., Any] | None  # router.custom, imported and checked at load
     custom_async: bool  # an ``async def`` custom router: awaited within its budget
     custom_budget_s: float
+    # The smallest context window among the configured targets and listed models: requests
+    # that surely fit it skip the exact token count (proxy/routing/decide.py).
+    min_context_window: float
+    filters: tuple[FilterSpec, ...] = ()  # custom filters (cfg.filters), in config order
+    auth: AuthPolicy = field(default_factory=AuthPolicy)  # downstream API keys (cfg.auth)
+    limiter: Limiter = field(default_factory=LocalLimiter)  # one per worker, kept on reload
 
     @classmethod
     def from_config(
@@ -86,6 +101,12 @@ class RuntimeConfig:
             previous=previous.selector if previous is not None else None,
         )
         custom = load_callable(cfg.router.custom) if cfg.router.custom else None
+        health = HealthBook(
+            cfg.resilience,
+            providers.values(),
+            now=clock(),
+            previous=previous.health if previous is not None else None,
+        )
         return cls(
             providers=providers,
             default=routes["default"].targets[0],
@@ -96,10 +117,20 @@ class RuntimeConfig:
             routes=routes,
             aliases=aliases,
             selector=selector,
+            health=health,
             rules=_rules(cfg, routes),
             custom=custom,
             custom_async=inspect.iscoroutinefunction(custom),
             custom_budget_s=cfg.router.custom_budget_ms / 1000.0,
+            min_context_window=_min_window(providers, [*routes.values(), *aliases.values()]),
+            filters=tuple(
+                FilterSpec.build(load_callable(f.use), f.options, f.routes) for f in cfg.filters
+            ),
+            auth=AuthPolicy.from_config(cfg.auth),
+            # Last: it reconfigures the running limiter in place, once the rest succeeded.
+            limiter=configured_limiter(
+                cfg, providers, previous.limiter if previous is not None else None
+            ),
         )
 
     def target_for(self, requested: object) -> Target:
@@ -135,6 +166,13 @@ class RuntimeConfig:
                 if (p.name, m) not in out:
                     out.append((p.name, m))
         return out
+
+
+def _min_window(providers: dict[str, Provider], routes: list[Route]) -> float:
+    windows = [info_for(t.provider, t.model).context_window for r in routes for t in r.targets]
+    windows += [info_for(p, m).context_window for p in providers.values() for m in p.models]
+    known = [w for w in windows if w]
+    return float(min(known)) if known else math.inf
 
 
 def _rules(cfg: JunctionConfig, routes: dict[str, Route]) -> ScenarioRules:

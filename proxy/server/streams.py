@@ -6,8 +6,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from proxy.events import RequestHeaders
-from proxy.filters.api import DecoderFilter
+from proxy.filters.api import DecoderFilter, EncoderFilter
+from proxy.filters.auth import auth_filters
 from proxy.filters.body import JsonBodyFilter
+from proxy.filters.limit import limit_filters
 from proxy.filters.local import ErrorReplyFilter, ModelsFilter, RootFilter
 from proxy.filters.request_id import MAX_REQUEST_ID_BYTES, RequestIdSource
 from proxy.filters.router import RouterFilter
@@ -79,6 +81,7 @@ class ProxyStreamFactory:
         self.counters.requests_total += 1
         self.counters.active_streams += 1
         decoders: list[DecoderFilter]
+        encoders: list[EncoderFilter] = []  # custom filters with response hooks
         try:
             path = normalize_path(event.path)
         except BadPathError as exc:
@@ -92,11 +95,11 @@ class ProxyStreamFactory:
                 if route is not None and route.dialect is not None
                 else dialect_from_headers(event.headers)
             )
-            decoders = self._route_filters(route, event, path, runtime)
+            decoders = self._route_filters(route, event, path, runtime, encoders)
         request = RequestInfo(
             event.method, event.path, path, event.authority, event.headers, dialect
         )
-        return ActiveStream(sink, event.stream_id, request, info, decoders, [])
+        return ActiveStream(sink, event.stream_id, request, info, decoders, encoders)
 
     def _request_id(self, headers: Headers) -> bytes:
         """Keep a sane client ``x-request-id`` or make one; it travels upstream and is echoed
@@ -112,8 +115,15 @@ class ProxyStreamFactory:
         return rid
 
     def _route_filters(
-        self, route: Route | None, event: RequestHeaders, path: str, runtime: RuntimeConfig
+        self,
+        route: Route | None,
+        event: RequestHeaders,
+        path: str,
+        runtime: RuntimeConfig,
+        encoders: list[EncoderFilter],
     ) -> list[DecoderFilter]:
+        """The decoder filters of this request; custom filters with response hooks are
+        added to ``encoders`` too, in response order (reverse of the config's)."""
         if route is None:
             return [ErrorReplyFilter(404, f"no route for {path[:100]}")]
         if event.method not in route.methods:
@@ -127,12 +137,21 @@ class ProxyStreamFactory:
                 )
             ]
         if route.kind is RouteKind.PROXY:
-            return [
-                JsonBodyFilter(),
-                RouterFilter(runtime, self._client, self._sweeper, self._clock, self._sessions),
-            ]
+            # Keys checked at the headers; allow-lists and limits once the body is parsed.
+            chain: list[DecoderFilter] = [*auth_filters(runtime.auth), JsonBodyFilter()]
+            chain += limit_filters(runtime)
+            for spec in runtime.filters:
+                if spec.applies_to(path):
+                    custom = spec.make()  # fresh per request: filters keep per-stream state
+                    chain.append(custom)
+                    if spec.encoder:
+                        encoders.insert(0, custom)
+            chain.append(
+                RouterFilter(runtime, self._client, self._sweeper, self._clock, self._sessions)
+            )
+            return chain
         if route.kind is RouteKind.MODELS:
-            return [ModelsFilter(runtime)]
+            return [*auth_filters(runtime.auth), ModelsFilter(runtime)]
         return [RootFilter()]
 
     def stream_done(self, stream: ActiveStream) -> None:

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxy.admin.handlers import AdminStreamFactory
+from proxy.admin.handlers import AdminStreamFactory, upstreams_doc
 from proxy.errors import ConfigError, ShuttingDownError
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.observability.access_log import AccessLog
@@ -135,7 +135,12 @@ class Worker:
         )
         self._servers.append(server)
         if cfg.admin.enabled:
-            admin = AdminStreamFactory(lambda: not self.draining, self.stats, self._clock)
+            admin = AdminStreamFactory(
+                lambda: not self.draining,
+                self.stats,
+                self._clock,
+                upstreams=lambda: upstreams_doc(self.holder.current, self._clock()),
+            )
             asock = bind_socket(cfg.admin.host, cfg.admin.port, reuse_port=self._reuse_port)
             self.admin_port = asock.getsockname()[1]
             self._servers.append(

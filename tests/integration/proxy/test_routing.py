@@ -386,3 +386,30 @@ def test_custom_router_chooses_and_falls_back_to_the_rules(
             resp = post(run, msg(system=system))
             assert resp.status_code == 200
             assert resp.headers["x-junction-route"] == "mock,claude-sonnet-4-5"
+
+
+def test_breaker_opens_and_traffic_moves_to_the_fallback_without_trying_the_broken_one(
+    junction_factory: Callable[..., Running],
+    lt: LoopThread,
+    second_mock: MockProvider,
+) -> None:
+    failing = start_mock(lt, fail_rate=1.0, fail_mode="status:500")
+    try:
+        run = junction_factory(
+            providers=providers(failing, second_mock),
+            router={"default": ["mock,claude-sonnet-4-5", "mock2,claude-sonnet-4-5"]},
+            resilience={"breaker": {"consecutive_failures": 3}},
+        )
+        for _ in range(3):
+            resp = post(run, msg())
+            assert resp.status_code == 200
+            assert resp.headers["x-junction-route"] == "mock2,claude-sonnet-4-5"
+        assert failing.recorder.requests_total == 3
+        for _ in range(5):  # the breaker is open: the failing provider is not even tried
+            assert post(run, msg()).status_code == 200
+        assert failing.recorder.requests_total == 3
+        with httpx.Client(timeout=5) as client:
+            doc = client.get(f"http://127.0.0.1:{run.admin_port}/admin/upstreams").json()
+        assert "open" in json.dumps(doc)
+    finally:
+        lt.run(failing.stop())

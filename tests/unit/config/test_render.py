@@ -55,7 +55,11 @@ def test_render_masks_keys_and_round_trips(tmp_path: Path) -> None:
         "upstream",
         "providers",
         "router",
+        "filters",
         "log",
+        "auth",
+        "rate_limits",
+        "resilience",
     ]
     # With the mask replaced by the real key, the rendering loads back to the same config.
     data["providers"][0]["api_key"] = SECRET

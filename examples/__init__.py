@@ -1,0 +1,1 @@
+"""Examples that run: importable as ``examples.*`` from the repository root (the tests use them)."""

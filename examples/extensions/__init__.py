@@ -1,0 +1,1 @@
+"""Extensions for Junction: custom filters (docs/extending.md)."""
