@@ -32,6 +32,7 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.dialects.errors",
     "proxy.dialects.pipeline",
     "proxy.dialects.tokens",
+    "proxy.dialects.usage",
     "proxy.dialects.sse",
     "proxy.dialects.translate.a2o_request",
     "proxy.dialects.translate.a2o_response",

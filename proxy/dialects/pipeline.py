@@ -42,6 +42,7 @@ from proxy.dialects.translate.o2a_request import openai_to_anthropic_request
 from proxy.dialects.translate.o2a_response import openai_to_anthropic_response
 from proxy.dialects.translate.o2a_stream import OpenAIToAnthropicStream, encode_anthropic_events
 from proxy.dialects.translate.provider_errors import read_provider_error
+from proxy.dialects.usage import UsageTap
 from proxy.errors import BadRequestError, UpstreamBadResponseError
 from proxy.filters.api import Dialect
 from proxy.headers import Headers
@@ -199,6 +200,7 @@ class ResponseTranslator:
         "_o2a",
         "_provider",
         "_status",
+        "usage",
     )
 
     def __init__(
@@ -233,6 +235,7 @@ class ResponseTranslator:
         self._ended = False
         self._done_sent = False
         self._chain_ended = False
+        self.usage = UsageTap(provider)  # what the provider reports, for limits and logs
 
     # -- head ------------------------------------------------------------------------------
 
@@ -348,6 +351,7 @@ class ResponseTranslator:
             ) from None
         if not isinstance(body, dict):
             raise UpstreamBadResponseError("provider sent a JSON body that is not an object")
+        self.usage.observe(body)
         if self._chain is not None:
             body = self._chain.response(body, self._ctx)
         if self._client is Dialect.ANTHROPIC and self._provider is Dialect.OPENAI:
@@ -379,6 +383,7 @@ class ResponseTranslator:
                 break
             if not isinstance(obj, dict):
                 continue
+            self.usage.observe(obj)
             objs = [obj] if self._chain is None else self._chain.stream(obj, self._ctx)
             for o in objs:
                 self._one(ev.event, o, out)

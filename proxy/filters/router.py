@@ -32,6 +32,7 @@ import orjson
 
 from proxy.dialects.pipeline import ExchangePlan, ResponseTranslator, plan_exchange
 from proxy.dialects.tokens import count_tokens
+from proxy.dialects.usage import UsageTap
 from proxy.errors import (
     BadRequestError,
     NoHealthyUpstreamError,
@@ -106,6 +107,7 @@ class RouterFilter:
         "_ticket",
         "_translator",
         "_ttfb_s",
+        "_usage",
         "_wall",
         "_watched",
     )
@@ -135,6 +137,7 @@ class RouterFilter:
         self._attempts = 0
         self._cand: Candidate | None = None
         self._ticket: Ticket | None = None
+        self._usage: UsageTap | None = None  # passthrough only; a translator has its own
         self._ttfb_s = 0.0
         self._exchange: Exchange | None = None
         self._translator: ResponseTranslator | None = None
@@ -285,6 +288,7 @@ class RouterFilter:
         self._discard = False
         self._discarded = 0
         self._translator = None
+        self._usage = None
         try:
             plan = plan_exchange(
                 client=req.dialect,
@@ -400,8 +404,15 @@ class RouterFilter:
         self._head_pending = True
         if self._translator is not None:
             self._translator.start(status, headers)
-        else:
-            self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
+            return
+        self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
+        if status < 300 and self._runtime.limiter.active and cand is not None:
+            # Token and spend limits need what the provider reports; without limits the
+            # bytes pass untouched and unread.
+            self._usage = UsageTap(cand.provider.dialect)
+            self._usage.start(
+                any(k == b"content-type" and b"event-stream" in v for k, v in headers)
+            )
 
     def _release_head(self, end_stream: bool, body_len: int = -1) -> None:
         self._head_pending = False
@@ -433,6 +444,8 @@ class RouterFilter:
                 return
             if not data:
                 return
+        elif self._usage is not None:
+            self._usage.feed(data)
         if self._head_pending:
             self._release_head(False)
         self._cb.encode_data(data, False)
@@ -456,6 +469,9 @@ class RouterFilter:
             self._runtime.selector.on_end(self._cand, status < 500 and status != 429)
         tr = self._translator
         if tr is None:
+            if self._usage is not None:
+                self._usage.end()
+            self._record_usage()
             if self._head_pending:
                 self._release_head(True)
             else:
@@ -466,6 +482,7 @@ class RouterFilter:
         except ProxyError as exc:
             self._fail(exc)
             return
+        self._record_usage()
         if self._head_pending:
             self._release_head(not tail, -1 if tr.streaming else len(tail))
             if tail:
@@ -503,7 +520,17 @@ class RouterFilter:
             self._cand = None
         self._fail(error)
 
+    def _record_usage(self) -> None:
+        """The provider's reported usage onto the stream's info, before the stream ends
+        (the limit filter reads it when it is destroyed)."""
+        tap = self._translator.usage if self._translator is not None else self._usage
+        if tap is not None and tap.input_tokens >= 0:
+            info = self._cb.info
+            info.input_tokens = tap.input_tokens
+            info.output_tokens = max(tap.output_tokens, 0)
+
     def _fail(self, error: ProxyError) -> None:
+        self._record_usage()
         tr = self._translator
         if tr is not None and self._committed() and tr.streaming:
             # The client's stream began: the translator closes it in-band, in its grammar.

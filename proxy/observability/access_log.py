@@ -47,6 +47,8 @@ class AccessLog:
                 "route": info.route or None,
                 "scenario": info.scenario or None,
                 "attempts": info.attempts,
+                "input_tokens": info.input_tokens if info.input_tokens >= 0 else None,
+                "output_tokens": info.output_tokens if info.output_tokens >= 0 else None,
                 "key": info.api_key_name or None,  # the key's configured name, never the key
             },
             option=orjson.OPT_APPEND_NEWLINE,

@@ -267,3 +267,38 @@ def test_a_reload_keeps_the_running_counts(
     assert messages(run, CI_KEY).status_code == 200
     assert run.lt.call(run.worker.reload)
     assert messages(run, CI_KEY).status_code == 429
+
+
+# -- tokens counted from what the provider reports ------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "route"),
+    [
+        ({**MSG, "stream": True}, "passthrough stream"),
+        (MSG, "passthrough whole answer"),
+        ({**MSG, "model": "gpt-4.1", "stream": True}, "translated stream"),
+        ({**MSG, "model": "gpt-4.1"}, "translated whole answer"),
+    ],
+)
+def test_token_limits_count_the_usage_the_provider_reports(
+    junction_factory: Callable[..., Running],
+    capfd: pytest.CaptureFixture[str],
+    body: dict[str, Any],
+    route: str,
+) -> None:
+    run = junction_factory(
+        auth=keys(ci={"limits": {"tokens_per_minute": 3000}}), log={"access_log": True}
+    )
+    # The answer reports 4,000 output tokens, more than the minute's 3,000: the next request
+    # finds the budget spent by what the provider reported (the estimate was ~10 tokens).
+    heavy = {"x-mock-output-tokens": "4000"}
+    first = messages(run, CI_KEY, body={**body, "max_tokens": 5000}, headers=heavy)
+    assert first.status_code == 200, (route, first.text)
+    second = messages(run, CI_KEY, body={**body, "max_tokens": 5000}, headers=heavy)
+    assert second.status_code == 429, route
+    assert second.json()["error"]["type"] == "rate_limit_error"
+    run.lt.call(run.worker.access_log.flush)
+    out, _ = capfd.readouterr()
+    record = next(json.loads(x) for x in out.splitlines() if x.startswith('{"ts"'))
+    assert record["output_tokens"] >= 4000 and record["input_tokens"] > 0, route
