@@ -17,6 +17,7 @@ Seconds = Annotated[float, Field(gt=0)]
 Rate = Annotated[float, Field(gt=0, le=1)]
 Fraction = Annotated[float, Field(ge=0, le=1)]
 Percent = Annotated[float, Field(ge=0, le=100)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
 
 
 class _Section(BaseModel):
@@ -76,6 +77,20 @@ class OutlierConfig(_Section):
         return self
 
 
+class RetryConfig(_Section):
+    """Tries after the first: fallbacks to the route's next candidates, then retries of the
+    last one with backoff (proxy/resilience/retry.py). Only before anything reached the
+    client."""
+
+    max_attempts: PositiveInt = 4  # attempts for one request, fallbacks and retries together
+    max_retries: NonNegativeInt = 1  # retries of the last candidate (Claude Code retries too)
+    base_backoff_s: Seconds = 0.25  # full jitter: random(0, min(max, base * 2**n))
+    max_backoff_s: Seconds = 5.0  # a provider's retry-after beyond this is not waited for
+    budget_ratio: Fraction = 0.2  # retries in flight at most this share of requests in flight
+    budget_min_concurrent: NonNegativeInt = 3  # ...and always at least this many
+
+
 class ResilienceConfig(_Section):
     breaker: BreakerConfig = Field(default_factory=BreakerConfig)
     outlier: OutlierConfig = Field(default_factory=OutlierConfig)
+    retry: RetryConfig = Field(default_factory=RetryConfig)

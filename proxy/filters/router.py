@@ -30,6 +30,7 @@ from typing import Any, Final
 
 import orjson
 
+from proxy.dialects.errors import kind_for_status
 from proxy.dialects.pipeline import ExchangePlan, ResponseTranslator, plan_exchange
 from proxy.dialects.tokens import count_tokens
 from proxy.dialects.usage import UsageTap
@@ -45,6 +46,7 @@ from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.resilience.breaker import Ticket
 from proxy.resilience.outcome import Outcome
+from proxy.resilience.retry import reset_hint
 from proxy.routing.decide import Decider, Decision, RouteFacts, custom_answer, log
 from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.scenarios import ScenarioDecision
@@ -70,7 +72,6 @@ ROUTE_HEADER = b"x-junction-route"
 # rate limited, and the provider's own failures. A client error (400, 404, ...) is the
 # request's fault and would fail the same way elsewhere.
 FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504, 529})
-MAX_ATTEMPTS: Final = 4  # candidates tried for one request, at most
 MAX_DISCARDED_BODY_BYTES: Final = 256 * 1024  # a failed attempt's body read before moving on
 
 
@@ -84,6 +85,7 @@ class RouterFilter:
         "_cb",
         "_client",
         "_clock",
+        "_counted",
         "_custom_task",
         "_decider",
         "_decision",
@@ -92,12 +94,16 @@ class RouterFilter:
         "_done",
         "_exchange",
         "_got_headers",
+        "_has_retry_token",
         "_head",
         "_head_pending",
+        "_hint_s",
         "_index",
         "_paused",
         "_pending",
         "_progress",
+        "_retries",
+        "_retry_timer",
         "_runtime",
         "_seen_progress",
         "_sessions",
@@ -137,6 +143,11 @@ class RouterFilter:
         self._attempts = 0
         self._cand: Candidate | None = None
         self._ticket: Ticket | None = None
+        self._counted = False  # counted in the retry budget's requests in flight
+        self._has_retry_token = False
+        self._retries = 0  # retries of the same candidate (fallbacks not included)
+        self._hint_s: float | None = None  # the provider's "come back in" of the last failure
+        self._retry_timer: asyncio.TimerHandle | None = None
         self._usage: UsageTap | None = None  # passthrough only; a translator has its own
         self._ttfb_s = 0.0
         self._exchange: Exchange | None = None
@@ -262,6 +273,8 @@ class RouterFilter:
             self._cb.send_response(200, [(b"content-type", b"application/json")], count)
             return
         self._cb.set_watermark_listener(self)
+        self._runtime.retry_budget.active_requests += 1
+        self._counted = True
         self._attempt(0)
 
     # -- attempts --------------------------------------------------------------------------
@@ -346,9 +359,44 @@ class RouterFilter:
         decision = self._decision
         assert decision is not None
         nxt = self._index + 1
-        if nxt < len(decision.selection.ordered) and self._attempts < MAX_ATTEMPTS:
+        if nxt < len(decision.selection.ordered) and self._attempts < self._runtime.max_attempts:
             return nxt
         return None
+
+    def _retry_delay(self) -> float | None:
+        """Seconds before the last candidate may be tried again, or None."""
+        if self._attempts >= self._runtime.max_attempts:
+            return None
+        rt = self._runtime
+        return rt.retry.delay(self._retries + 1, self._hint_s, rt.rng)
+
+    def _take_retry_token(self) -> bool:
+        """A place in the worker's retry budget, held until the request ends."""
+        if not self._has_retry_token:
+            self._has_retry_token = self._runtime.retry_budget.try_acquire()
+            if not self._has_retry_token:
+                self._cb.info.add_flag("RB")  # retry budget exhausted
+        return self._has_retry_token
+
+    def _can_try_again(self) -> bool:
+        """Whether a failure now would lead to another attempt (peeks; takes nothing)."""
+        if self._next_index() is None and self._retry_delay() is None:
+            return False
+        if self._has_retry_token:
+            return True
+        budget = self._runtime.retry_budget
+        if budget.active_retries < max(
+            budget.min_concurrent, int(budget.ratio * budget.active_requests)
+        ):
+            return True
+        budget.refused += 1
+        self._cb.info.add_flag("RB")  # retry budget exhausted
+        return False
+
+    def _retry_same(self) -> None:
+        self._retry_timer = None
+        if not self._done:
+            self._attempt(self._index)
 
     def _report(self, status: int | None, error: ProxyError | None) -> None:
         """Tell the health book how the attempt ended (once per attempt)."""
@@ -368,11 +416,23 @@ class RouterFilter:
             self._report(self._status if self._got_headers else None, error)
             self._runtime.selector.on_end(self._cand, False)
             self._cand = None
-        nxt = self._next_index()
-        if nxt is not None and not self._done:
-            self._cb.info.add_flag("FB")
-            self._attempt(nxt)
+        if self._done:
             return
+        nxt = self._next_index()
+        if nxt is not None:
+            if self._take_retry_token():
+                self._cb.info.add_flag("FB")  # fell back to another candidate
+                self._hint_s = None
+                self._attempt(nxt)
+                return
+        else:
+            delay = self._retry_delay()
+            if delay is not None and self._take_retry_token():
+                self._cb.info.add_flag("RT")  # retried the same candidate
+                self._retries += 1
+                self._hint_s = None
+                self._retry_timer = asyncio.get_running_loop().call_later(delay, self._retry_same)
+                return
         self._finish_failed(error)
 
     def _finish_failed(self, error: ProxyError) -> None:
@@ -398,9 +458,11 @@ class RouterFilter:
             # is no sign of a slow provider.
             streamed = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
             self._ttfb_s = ttfb if streamed else 0.0
-        if status in FALLBACK_STATUSES and self._next_index() is not None:
-            self._discard = True  # read the small error body out, then move on
-            return
+        if status in FALLBACK_STATUSES:
+            self._hint_s = reset_hint(headers, self._wall())
+            if self._can_try_again():
+                self._discard = True  # read the small error body out, then move on
+                return
         self._head_pending = True
         if self._translator is not None:
             self._translator.start(status, headers)
@@ -458,7 +520,9 @@ class RouterFilter:
         if self._discard:
             self._exchange = None
             self._report(self._status, None)  # the status says what failed, not an error
-            self._attempt_failed(UpstreamError(f"provider answered {self._status}"))
+            error = UpstreamError(f"provider answered {self._status}", status=self._status)
+            error.kind = kind_for_status(self._status)
+            self._attempt_failed(error)
             return
         self._done = True
         self._exchange = None
@@ -585,6 +649,16 @@ class RouterFilter:
 
     def on_destroy(self) -> None:
         self._unwatch()
+        if self._retry_timer is not None:
+            self._retry_timer.cancel()
+            self._retry_timer = None
+        budget = self._runtime.retry_budget
+        if self._has_retry_token:
+            self._has_retry_token = False
+            budget.release()
+        if self._counted:
+            self._counted = False
+            budget.active_requests = max(budget.active_requests - 1, 0)
         if self._custom_task is not None:
             self._custom_task.cancel()
             self._custom_task = None

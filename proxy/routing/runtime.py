@@ -27,6 +27,7 @@ from proxy.filters.limit import configured_limiter
 from proxy.limits.api import Limiter
 from proxy.limits.local import LocalLimiter
 from proxy.resilience.health import HealthBook
+from proxy.resilience.retry import RetryBudget, RetryPolicy
 from proxy.routing.catalog import info_for, lookup, with_overrides
 from proxy.routing.scenarios import ScenarioRules, compile_background_pattern
 from proxy.routing.selection import Selector
@@ -61,6 +62,10 @@ class RuntimeConfig:
     aliases: dict[str, Route]  # a model name clients send -> its route
     selector: Selector
     health: HealthBook  # breakers and outlier ejection; carried over on reload
+    retry: RetryPolicy
+    retry_budget: RetryBudget  # per worker: carried over on reload
+    max_attempts: int
+    rng: random.Random  # backoff jitter
     rules: ScenarioRules
     custom: Callable[..., Any] | None  # router.custom, imported and checked at load
     custom_async: bool  # an ``async def`` custom router: awaited within its budget
@@ -101,6 +106,10 @@ class RuntimeConfig:
             previous=previous.selector if previous is not None else None,
         )
         custom = load_callable(cfg.router.custom) if cfg.router.custom else None
+        retry_cfg = cfg.resilience.retry
+        budget = previous.retry_budget if previous is not None else RetryBudget()
+        budget.ratio = retry_cfg.budget_ratio
+        budget.min_concurrent = retry_cfg.budget_min_concurrent
         health = HealthBook(
             cfg.resilience,
             providers.values(),
@@ -118,6 +127,14 @@ class RuntimeConfig:
             aliases=aliases,
             selector=selector,
             health=health,
+            retry=RetryPolicy(
+                max_retries=retry_cfg.max_retries,
+                base_s=retry_cfg.base_backoff_s,
+                cap_s=retry_cfg.max_backoff_s,
+            ),
+            retry_budget=budget,
+            max_attempts=retry_cfg.max_attempts,
+            rng=random.Random(),
             rules=_rules(cfg, routes),
             custom=custom,
             custom_async=inspect.iscoroutinefunction(custom),

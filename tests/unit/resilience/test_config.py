@@ -49,6 +49,14 @@ def test_defaults() -> None:
             "max_ejection_s": 300.0,
             "max_ejection_percent": 50.0,
         },
+        "retry": {
+            "max_attempts": 4,
+            "max_retries": 1,
+            "base_backoff_s": 0.25,
+            "max_backoff_s": 5.0,
+            "budget_ratio": 0.2,
+            "budget_min_concurrent": 3,
+        },
     }
 
 
