@@ -47,6 +47,7 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.filters.local",
     "proxy.filters.request_id",
     "proxy.filters.router",
+    "proxy.filters.stream_start",
     "proxy.headers",
     "proxy.http.deadlines",
     "proxy.http.info",

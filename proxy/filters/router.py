@@ -42,6 +42,13 @@ from proxy.errors import (
     UpstreamTimeoutError,
 )
 from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
+from proxy.filters.stream_start import (
+    MAX_HELD_WINDOW_BYTES,
+    MAX_HOLD_S,
+    STREAM_CONTENT,
+    STREAM_ERROR,
+    stream_verdict,
+)
 from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.resilience.breaker import Ticket
@@ -97,6 +104,9 @@ class RouterFilter:
         "_has_retry_token",
         "_head",
         "_head_pending",
+        "_held",
+        "_held_bytes",
+        "_held_since",
         "_hint_s",
         "_index",
         "_paused",
@@ -116,6 +126,7 @@ class RouterFilter:
         "_usage",
         "_wall",
         "_watched",
+        "_window",
     )
 
     def __init__(
@@ -149,6 +160,10 @@ class RouterFilter:
         self._hint_s: float | None = None  # the provider's "come back in" of the last failure
         self._retry_timer: asyncio.TimerHandle | None = None
         self._usage: UsageTap | None = None  # passthrough only; a translator has its own
+        self._held: list[bytes] | None = None  # client bytes held until the stream's content
+        self._held_bytes = 0
+        self._held_since = 0.0
+        self._window = b""  # the provider's first bytes, read for content or an error
         self._ttfb_s = 0.0
         self._exchange: Exchange | None = None
         self._translator: ResponseTranslator | None = None
@@ -302,6 +317,9 @@ class RouterFilter:
         self._discarded = 0
         self._translator = None
         self._usage = None
+        self._held = None
+        self._held_bytes = 0
+        self._window = b""
         try:
             plan = plan_exchange(
                 client=req.dialect,
@@ -464,6 +482,14 @@ class RouterFilter:
                 self._discard = True  # read the small error body out, then move on
                 return
         self._head_pending = True
+        sse = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
+        if status < 300 and sse and self._can_try_again():
+            # Providers give up inside a 200 stream too (an overloaded error after
+            # message_start). Until the first real content the client has nothing to lose:
+            # hold what arrives, and treat such an error like a 529.
+            self._held = []
+            self._window = b""
+            self._held_since = self._clock()
         if self._translator is not None:
             self._translator.start(status, headers)
             return
@@ -472,9 +498,7 @@ class RouterFilter:
             # Token and spend limits need what the provider reports; without limits the
             # bytes pass untouched and unread.
             self._usage = UsageTap(cand.provider.dialect)
-            self._usage.start(
-                any(k == b"content-type" and b"event-stream" in v for k, v in headers)
-            )
+            self._usage.start(sse)
 
     def _release_head(self, end_stream: bool, body_len: int = -1) -> None:
         self._head_pending = False
@@ -497,6 +521,18 @@ class RouterFilter:
             if self._discarded > MAX_DISCARDED_BODY_BYTES:
                 self._abandon_attempt(UpstreamError("failed attempt sent too large a body"))
             return
+        verdict = STREAM_CONTENT
+        if self._held is not None and self._cand is not None:
+            self._window = (self._window + data)[-MAX_HELD_WINDOW_BYTES:]
+            self._held_bytes += len(data)  # provider bytes read while holding
+            verdict = stream_verdict(self._window, self._cand.provider.dialect)
+            if verdict == STREAM_ERROR:
+                self._held = None
+                error = UpstreamError("provider gave up inside its stream", status=529)
+                error.kind = "overloaded_error"
+                self._report(529, None)
+                self._abandon_attempt(error)
+                return
         tr = self._translator
         if tr is not None:
             try:
@@ -504,10 +540,18 @@ class RouterFilter:
             except ProxyError as exc:
                 self._abandon(exc)
                 return
-            if not data:
-                return
         elif self._usage is not None:
             self._usage.feed(data)
+        held = self._held
+        if held is not None:
+            if data:
+                held.append(data)
+            if verdict != STREAM_CONTENT and self._held_bytes < MAX_HELD_WINDOW_BYTES:
+                return
+            self._held = None
+            data = b"".join(held)
+        if not data:
+            return
         if self._head_pending:
             self._release_head(False)
         self._cb.encode_data(data, False)
@@ -527,6 +571,8 @@ class RouterFilter:
         self._done = True
         self._exchange = None
         self._unwatch()
+        # The stream ended before any content: nothing to fall back from; send it.
+        self._flush_held()
         if self._cand is not None:
             status = self._status
             self._report(status, None)
@@ -553,6 +599,17 @@ class RouterFilter:
                 self._cb.encode_data(tail, True)
         else:
             self._cb.encode_data(tail, True)
+
+    def _flush_held(self) -> None:
+        """Send what was held back while waiting for the stream's first content."""
+        held = self._held
+        if held is None:
+            return
+        self._held = None
+        if held:
+            if self._head_pending:
+                self._release_head(False)
+            self._cb.encode_data(b"".join(held), False)
 
     def on_upstream_error(self, error: UpstreamError) -> None:
         self._exchange = None
@@ -627,6 +684,8 @@ class RouterFilter:
         if self._done or self._paused or self._exchange is None:
             # A slow client is not an upstream stall; the connection's own timers guard it.
             return
+        if self._held is not None and now - self._held_since >= MAX_HOLD_S:
+            self._flush_held()  # no verdict in time: the client should not wait longer
         if self._progress != self._seen_progress:
             # Bytes moved since the last check: the per-chunk path only bumps a counter and
             # the time of progress is taken here, at tick resolution.

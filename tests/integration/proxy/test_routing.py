@@ -414,3 +414,31 @@ def test_breaker_opens_and_traffic_moves_to_the_fallback_without_trying_the_brok
         assert "open" in json.dumps(doc)
     finally:
         lt.run(failing.stop())
+
+
+@pytest.mark.parametrize("client_model", ["claude-sonnet-4-5", "gpt-4.1"])
+def test_overload_inside_a_200_stream_falls_back_before_the_client_sees_anything(
+    junction_factory: Callable[..., Running],
+    lt: LoopThread,
+    second_mock: MockProvider,
+    client_model: str,
+) -> None:
+    failing = start_mock(lt, fail_rate=1.0, fail_mode="overloaded-in-stream")
+    try:
+        run = junction_factory(
+            providers=providers(failing, second_mock),
+            router={
+                "default": ["mock,claude-sonnet-4-5", "mock2-openai,gpt-4.1"],
+                # the failing provider's OpenAI side first, then the healthy one
+                "aliases": {"gpt-4.1": ["mock-openai,gpt-4.1", "mock2,claude-sonnet-4-5"]},
+            },
+        )
+        resp = post(run, msg(client_model, stream=True))
+        assert resp.status_code == 200
+        text = resp.text
+        assert text.count("event: message_start") == 1 and "event: error" not in text
+        assert "event: message_stop" in text
+        assert resp.headers["x-junction-route"].startswith("mock2")
+        assert failing.recorder.requests_total == 1
+    finally:
+        lt.run(failing.stop())
