@@ -192,6 +192,7 @@ class ResponseTranslator:
         "_decoder",
         "_done_sent",
         "_ended",
+        "_failed",
         "_headers",
         "_include_usage",
         "_message_id",
@@ -233,6 +234,7 @@ class ResponseTranslator:
         self._o2a: OpenAIToAnthropicStream | None = None
         self._a2o: AnthropicToOpenAIStream | None = None
         self._ended = False
+        self._failed = False
         self._done_sent = False
         self._chain_ended = False
         self.usage = UsageTap(provider)  # what the provider reports, for limits and logs
@@ -281,6 +283,17 @@ class ResponseTranslator:
     def streaming(self) -> bool:
         return self._mode is _Mode.SSE
 
+    @property
+    def failed(self) -> bool:
+        """The translator closed the client's stream with its own error (a broken provider
+        stream): nothing more will be read."""
+        return self._failed
+
+    @property
+    def ended(self) -> bool:
+        """The client's stream is finished (closed normally or with an in-band error)."""
+        return self._ended
+
     # -- body ------------------------------------------------------------------------------
 
     def feed(self, data: bytes) -> bytes:
@@ -323,6 +336,7 @@ class ResponseTranslator:
         if self._ended:
             return b""
         self._ended = True
+        self._failed = True
         if self._o2a is not None:
             return encode_anthropic_events(self._o2a.on_error(kind, message))
         if self._a2o is not None:

@@ -38,6 +38,7 @@ from proxy.errors import (
     BadRequestError,
     NoHealthyUpstreamError,
     ProxyError,
+    UpstreamBadResponseError,
     UpstreamError,
     UpstreamTimeoutError,
 )
@@ -543,6 +544,13 @@ class RouterFilter:
         elif self._usage is not None:
             self._usage.feed(data)
         held = self._held
+        if held is not None and tr is not None and tr.ended and verdict != STREAM_CONTENT:
+            # The translator gave up on the provider's stream (not JSON, ...) before any
+            # content: another candidate may do better, as after a 502.
+            self._held = None
+            self._report(None, UpstreamBadResponseError("provider stream broken"))
+            self._abandon_attempt(UpstreamBadResponseError("provider sent a broken stream"))
+            return
         if held is not None:
             if data:
                 held.append(data)
@@ -554,6 +562,22 @@ class RouterFilter:
             return
         if self._head_pending:
             self._release_head(False)
+        if tr is not None and tr.failed:
+            # The translator closed the client's stream over a broken provider stream: stop
+            # reading it rather than wait for its end (or the idle timeout).
+            broken = UpstreamBadResponseError("provider sent a broken stream")
+            self._done = True
+            self._unwatch()
+            if self._exchange is not None:
+                self._exchange.cancel()
+                self._exchange = None
+            if self._cand is not None:
+                self._report(self._status, broken)
+                self._runtime.selector.on_end(self._cand, False)
+                self._cand = None
+            self._cb.info.add_flag(broken.flag)
+            self._cb.encode_data(data, True)
+            return
         self._cb.encode_data(data, False)
         if not self._paused and not self._done and not self._cb.downstream_writable:
             self._paused = True
@@ -573,11 +597,13 @@ class RouterFilter:
         self._unwatch()
         # The stream ended before any content: nothing to fall back from; send it.
         self._flush_held()
+        tr = self._translator
         if self._cand is not None:
             status = self._status
-            self._report(status, None)
+            if tr is None or tr.streaming or status >= 300:
+                self._report(status, None)
+            # else: reported once the whole answer translated (a malformed one is a failure)
             self._runtime.selector.on_end(self._cand, status < 500 and status != 429)
-        tr = self._translator
         if tr is None:
             if self._usage is not None:
                 self._usage.end()
@@ -590,8 +616,10 @@ class RouterFilter:
         try:
             tail = tr.end()
         except ProxyError as exc:
+            self._report(self._status, exc)
             self._fail(exc)
             return
+        self._report(self._status, None)
         self._record_usage()
         if self._head_pending:
             self._release_head(not tail, -1 if tr.streaming else len(tail))
