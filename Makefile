@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_MYPYC := $(VENV)/.installed-mypyc
+STAMP_REDIS := $(VENV)/.installed-redis-server
 # mypyc ships with mypy (a dev dependency); `make run` installs just this for the native build.
 MYPYC_REQ := mypy>=1.10,<3
 
@@ -41,6 +42,18 @@ $(STAMP_MYPYC): | $(STAMP_RUN)
 		|| echo "WARNING: could not install mypy; the native build will fall back to pure Python" >&2
 	touch $@
 
+# The Redis tests run against a real redis-server. When it is missing and apt-get is usable
+# as root, install the Debian package (refreshing the package lists only if the first try
+# fails); otherwise those tests skip and say why. Tried once per virtualenv: never fails.
+$(STAMP_REDIS): | $(PY)
+	@command -v redis-server >/dev/null 2>&1 \
+		|| { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+			&& { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1 \
+				|| { apt-get update -qq >/dev/null 2>&1 \
+					&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null 2>&1; }; }; } \
+		|| echo "WARNING: no redis-server (and cannot install it); the Redis tests will be skipped" >&2
+	@touch $@
+
 # Compiles, or warns and falls back to pure Python: never fails.
 $(NATIVE_STAMP): $(NATIVE_INPUTS) | $(STAMP_MYPYC)
 	$(PY) tools/build_native.py build
@@ -57,11 +70,11 @@ clean-native:
 run: $(STAMP_RUN) $(NATIVE)
 	PY=$(PY) bash examples/run-demo.sh
 
-test: $(STAMP_DEV) $(NATIVE)
+test: $(STAMP_DEV) $(STAMP_REDIS) $(NATIVE)
 	$(PY) -m pytest
 
 # The same suite with the compiled modules set aside (put back afterwards, if still current).
-test-pure: $(STAMP_DEV)
+test-pure: $(STAMP_DEV) $(STAMP_REDIS)
 	$(PY) tools/build_native.py stash
 	$(PY) -m pytest; status=$$?; $(PY) tools/build_native.py unstash; exit $$status
 

@@ -18,10 +18,12 @@ from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatu
 from proxy.headers import Headers
 from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
+from proxy.limits.redis import limits_stats
 from proxy.routing.catalog import info_for
 from proxy.routing.types import Candidate
 
 if TYPE_CHECKING:
+    from proxy.limits.api import Limiter
     from proxy.protocol.connection import DownstreamConnection
     from proxy.routing.runtime import RuntimeConfig
 
@@ -157,3 +159,10 @@ def upstreams_doc(runtime: RuntimeConfig, now: float) -> dict[str, object]:
             "evicted_total": health.evicted_total,
         },
     }
+
+
+def limits_doc(limiter: Limiter) -> dict[str, object]:
+    """The ``limits`` object of ``/stats``: the backend, and for Redis its breaker state and
+    counters (errors, decisions that fell back to local limits, dropped background calls;
+    docs/limits.md)."""
+    return limits_stats(limiter)

@@ -38,6 +38,7 @@ from pydantic_settings import (
 
 from proxy.config.auth import AuthConfig, RateLimitsConfig
 from proxy.config.problems import FieldProblems, Loc, format_loc
+from proxy.config.redis import RedisConfig
 from proxy.config.resilience import ResilienceConfig
 from proxy.dialects.transformers.registry import TransformerConfigError, build_chain, supports
 from proxy.filters.api import Dialect as DialectKind
@@ -730,6 +731,7 @@ class JunctionConfig(BaseSettings):
     # taken: the codecs' size and time bounds). proxy/config/auth.py, docs/limits.md.
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
+    redis: RedisConfig | None = None  # shared limits; proxy/config/redis.py, docs/limits.md
 
     @classmethod
     def settings_customise_sources(

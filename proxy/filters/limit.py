@@ -19,7 +19,9 @@ another target of the operator's routes. Then:
    (``input_tokens``/``output_tokens``), has the limiter correct its estimate with it.
 
 A limiter may answer asynchronously (a shared backend); the filter then holds the request
-until the answer, buffering its body, and cancels the wait if the stream ends first.
+until the answer, buffering its body, and cancels the wait if the stream ends first. An answer
+that fails with a `ProxyError` (Redis down with ``fail_closed``) is the client's error reply;
+any other failure lets the request go on.
 ``/v1/messages/count_tokens`` is checked against the allow-list only: counting costs nothing.
 """
 
@@ -34,11 +36,11 @@ from typing import TYPE_CHECKING, Any, Final
 from proxy.config.auth import limit_settings, provider_problems
 from proxy.config.problems import format_loc
 from proxy.dialects.tokens import count_tokens
-from proxy.errors import ConfigError
+from proxy.errors import ConfigError, ProxyError
 from proxy.filters.api import DataStatus, DecoderFilter, FilterCallbacks, HeadersStatus
 from proxy.headers import Headers
 from proxy.limits.api import Admission, AdmitResult, Limiter, ModelPrice, Pricing, Rejection
-from proxy.limits.local import LocalLimiter
+from proxy.limits.redis import limiter_for
 from proxy.routing.catalog import info_for, lookup
 from proxy.routing.scenarios import SUBAGENT_CLOSE, SUBAGENT_OPEN
 
@@ -109,12 +111,14 @@ def configured_limiter(
     cfg: JunctionConfig, providers: dict[str, Provider], previous: Limiter | None
 ) -> Limiter:
     """The worker's limiter with ``cfg``'s limits: ``previous`` (the running one, so counts,
-    windows and held slots survive a reload) or a new in-process one. Raises ConfigError
-    for a provider name the limit sections use that no provider has."""
+    windows and held slots survive a reload) or a new one — in-process, or shared through
+    Redis (wrapping the in-process one as its fallback) when ``redis:`` is configured; the
+    caller closes a replaced one (`close_limiter`). Raises ConfigError for a provider name
+    the limit sections use that no provider has."""
     problems = provider_problems(providers, cfg.auth, cfg.rate_limits)
     if problems:
         raise ConfigError("\n".join(f"{format_loc(loc)}: {message}" for loc, message in problems))
-    limiter = previous if previous is not None else LocalLimiter()
+    limiter = limiter_for(cfg.redis.settings() if cfg.redis is not None else None, previous)
     limiter.configure(limit_settings(cfg.auth, cfg.rate_limits), catalog_pricing(providers))
     return limiter
 
@@ -216,6 +220,10 @@ class LimitFilter:
             return
         self._pending = None
         if result is None:
+            if isinstance(error, ProxyError):
+                # A backend configured to refuse when it cannot decide (fail_closed).
+                self._cb.send_error(error)
+                return
             # A backend that fails must not fail the request (the backend logs and counts
             # its own failures): the request goes on.
             self._cb.continue_decoding()

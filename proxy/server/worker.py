@@ -4,8 +4,9 @@ How this works: `start()` binds the data and admin listeners and begins acceptin
 (SIGTERM/SIGINT, or `drain()`) fails readiness, closes the listeners, asks every connection to
 finish (HTTP/1.1 ``Connection: close`` on the next response, HTTP/2 GOAWAY), waits for the
 in-flight streams up to ``server.drain_timeout_s``, then ends what is left with an in-band error
-and closes the pools. A second signal skips the wait. SIGHUP reloads the config file: the new
-snapshot is validated whole and swapped atomically; a bad file is logged and the old one kept.
+and closes the pools and the limiter's Redis connections. A second signal skips the wait.
+SIGHUP reloads the config file: the new snapshot is validated whole and swapped atomically; a
+bad file is logged and the old one kept.
 """
 
 from __future__ import annotations
@@ -21,9 +22,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from proxy.admin.handlers import AdminStreamFactory, upstreams_doc
+from proxy.admin.handlers import AdminStreamFactory, limits_doc, upstreams_doc
 from proxy.errors import ConfigError, ShuttingDownError
 from proxy.http.deadlines import DeadlineSweeper
+from proxy.limits.redis import close_limiter
 from proxy.observability.access_log import AccessLog
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
 from proxy.routing.runtime import RuntimeConfig
@@ -105,6 +107,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._force = asyncio.Event()
         self._signals = 0
+        self._retiring: set[asyncio.Task[None]] = set()  # limiters a reload replaced, closing
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -177,6 +180,7 @@ class Worker:
                 "responses": {f"{i}xx": n for i, n in enumerate(c.responses_by_class) if i},
             },
             "upstream": self.client.stats(),
+            "limits": limits_doc(self.holder.current.limiter),
             "config": {
                 "reloads_total": self.reloads_total,
                 "reload_failures_total": self.reload_failures_total,
@@ -237,6 +241,10 @@ class Worker:
         for conn in list(self.admin_conns.conns):
             conn.start_drain()
         await self.client.close()
+        # After every stream ended: their releases are the limiter's last background calls.
+        await close_limiter(self.holder.current.limiter)
+        if self._retiring:
+            await asyncio.gather(*self._retiring, return_exceptions=True)
         self.sweeper.close()
         if self.access_log is not None:
             self.access_log.flush()
@@ -259,8 +267,15 @@ class Worker:
             return False
         if new.listen != self.config.listen or new.server != self.config.server:
             log.warning("listen/server settings changed: they take effect after a restart")
+        retired = self.holder.current.limiter
         self.holder.current = runtime
         self.config = new
+        if runtime.limiter is not retired:
+            # `redis:` changed: the old limiter's connections close in the background (its
+            # in-flight streams' releases are dropped; their leases expire in Redis).
+            task = asyncio.get_running_loop().create_task(close_limiter(retired))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
         self.reloads_total += 1
         self.last_reload_error = ""
         log.info("config reloaded from %s", self._config_path)

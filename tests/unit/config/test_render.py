@@ -60,6 +60,7 @@ def test_render_masks_keys_and_round_trips(tmp_path: Path) -> None:
         "auth",
         "rate_limits",
         "resilience",
+        "redis",
     ]
     # With the mask replaced by the real key, the rendering loads back to the same config.
     data["providers"][0]["api_key"] = SECRET
