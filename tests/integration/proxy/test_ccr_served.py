@@ -10,9 +10,12 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from proxy.config.ccr import read_ccr_config
+from proxy.config.loader import load_config
 from proxy.mock_provider import MockProvider
+from proxy.server.worker import Worker
 
 from .harness import LoopThread, Running, start_junction
 
@@ -141,3 +144,60 @@ def test_explicit_provider_model_from_claude_codes_model_command(
     assert resp.headers["x-junction-route"] == "deepseek,deepseek-reasoner"
     assert resp.json()["model"] == "deepseek,deepseek-reasoner"  # echoed as requested
     assert mock.recorded[-1].json()["model"] == "deepseek-reasoner"
+
+
+CONFIG_ENV = {
+    name: f"value-{name.lower()}"
+    for name in [
+        "ARK_API_KEY",
+        "CCR_APIKEY",
+        "DASHSCOPE_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "MOONSHOT_API_KEY",
+        "OPENROUTER_API_KEY",
+        "SILICONFLOW_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "TEAM",
+        "VAR",
+    ]
+} | {
+    "HOME": "/home/dev",
+    "LOCAL_SUFFIX": "-local",
+    "BACKGROUND_ROUTE": "anthropic,claude-haiku-4-5",
+    "LOCAL_LLM_URL": "http://127.0.0.1:11434/v1/chat/completions",
+}
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.name for p in (FIXTURES / "ccr").glob("*.json")), ids=lambda n: n[:-5]
+)
+def test_real_claude_code_router_configs_are_served(
+    lt: LoopThread, tmp_path: Path, name: str
+) -> None:
+    """Each real config.json starts a Junction that answers, and explains its routes."""
+    imported = read_ccr_config((FIXTURES / "ccr" / name).read_text(), CONFIG_ENV)
+    cfg: dict[str, Any] = {
+        **imported.config,
+        "listen": {"host": "127.0.0.1", "port": 0},
+        "admin": {"host": "127.0.0.1", "port": 0},
+        "log": {"access_log": False},
+    }
+    # Secrets stay ${VAR} references in the import; they are read when the config loads.
+    path = tmp_path / "junction.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    worker = Worker(load_config(path, env=CONFIG_ENV), config_path=path, env=CONFIG_ENV)
+    lt.run(worker.start())
+    run = Running(lt, worker, path)
+    try:
+        with httpx.Client(base_url=run.url, timeout=10) as client:
+            models = client.get("/v1/models", headers={"anthropic-version": "2023-06-01"})
+            assert models.status_code == 200 and models.json()["data"]
+            # Claude Code's probe of its base URL
+            assert client.head("/").status_code == 200
+        default = cfg["router"]["default"]
+        first = default if isinstance(default, str) else default[0]
+        ids = {m["id"] for m in models.json()["data"]}
+        assert first.split(",", 1)[1] in ids
+    finally:
+        run.drain()
+        run.assert_nothing_left()
