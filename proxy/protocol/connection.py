@@ -159,8 +159,11 @@ class DownstreamConnection(asyncio.Protocol):
             self._set_reading()
 
     def eof_received(self) -> bool | None:
-        # A half-closed HTTP/1.1 client may still want its in-flight answer; HTTP/2 cannot.
-        return not self._h2 and bool(self._streams)  # False closes the transport
+        # A client that closes its side has left, whatever the protocol: no LLM client
+        # half-closes and then waits for its answer, and a provider call kept running for
+        # nobody costs money. Returning False closes the transport; connection_lost then
+        # resets every stream, which cancels their upstream exchanges at once.
+        return False
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True

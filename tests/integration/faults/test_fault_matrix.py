@@ -1008,11 +1008,6 @@ PATIENT = {"response_header_timeout_s": 10.0, "stream_idle_timeout_s": 10.0}
 # write then meets the client's reset), proxy/protocol/connection.py eof_received. While nothing
 # is written — before the first byte, or while a translated whole answer is gathered — a client
 # that closed with a FIN is not noticed and the upstream keeps generating.
-HALF_CLOSE_GAP = pytest.mark.xfail(
-    strict=True,
-    reason="HTTP/1.1 half-close keeps the stream alive until the upstream answers "
-    "(connection.py eof_received): a FIN before any response byte does not cancel the upstream",
-)
 
 WHEN = ["before-first-byte", "mid-stream", "non-streaming", "translated-mid-body"]
 HOW = ["h1-rst", "h1-fin", "h2-rst-stream", "h2-close"]
@@ -1022,10 +1017,7 @@ def _hang_up_cases() -> list[Any]:
     cases = []
     for when in WHEN:
         for how in HOW:
-            marks = []
-            if how == "h1-fin" and when != "mid-stream":
-                marks.append(HALF_CLOSE_GAP)
-            cases.append(pytest.param(when, how, marks=marks, id=f"{when}-{how}"))
+            cases.append(pytest.param(when, how, id=f"{when}-{how}"))
     return cases
 
 

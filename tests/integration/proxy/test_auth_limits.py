@@ -208,10 +208,22 @@ def test_a_client_that_resets_before_the_answer_gives_its_slot_back(
     conn.request("POST", "/v1/messages", headers, json.dumps(MSG).encode())
     wait_for(lambda: limiter_in_use(run, "provider:mock") == 1)
     assert messages(run).status_code == 429
-    # A killed client: close with RST. (A plain FIN before the answer reads as an HTTP/1.1
-    # half-close, which keeps the request, and so its slot, until the answer is written.)
+    # A killed client: close with RST.
     conn.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     conn.close()
+    wait_for(lambda: limiter_in_use(run, "provider:mock") == 0, timeout=1.0)
+    assert messages(run).status_code == 200
+
+
+def test_a_client_that_closes_before_the_answer_gives_its_slot_back(
+    junction_factory: Callable[..., Running],
+) -> None:
+    run = junction_factory(rate_limits={"per_provider": {"mock": {"concurrent": 1}}})
+    conn = RawConn(run.port)
+    headers = [*ANTHROPIC.items(), ("x-mock-latency-ms", "3000")]
+    conn.request("POST", "/v1/messages", headers, json.dumps(MSG).encode())
+    wait_for(lambda: limiter_in_use(run, "provider:mock") == 1)
+    conn.close()  # a plain FIN: the client has left, its provider call is cancelled
     wait_for(lambda: limiter_in_use(run, "provider:mock") == 0, timeout=1.0)
     assert messages(run).status_code == 200
 
