@@ -404,9 +404,7 @@ class RouterFilter:
         if self._has_retry_token:
             return True
         budget = self._runtime.retry_budget
-        if budget.active_retries < max(
-            budget.min_concurrent, int(budget.ratio * budget.active_requests)
-        ):
+        if budget.has_room():
             return True
         budget.refused += 1
         self._cb.info.add_flag("RB")  # retry budget exhausted
@@ -470,20 +468,19 @@ class RouterFilter:
         self._status = status
         self._progress += 1
         cand = self._cand
+        sse = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
         if cand is not None:
             ttfb = self._clock() - self._started_s
             self._runtime.selector.on_first_byte(cand, ttfb)
             # A whole (non-streamed) answer's headers come after the whole generation: that
             # is no sign of a slow provider.
-            streamed = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
-            self._ttfb_s = ttfb if streamed else 0.0
+            self._ttfb_s = ttfb if sse else 0.0
         if status in FALLBACK_STATUSES:
             self._hint_s = reset_hint(headers, self._wall())
             if self._can_try_again():
                 self._discard = True  # read the small error body out, then move on
                 return
         self._head_pending = True
-        sse = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
         if status < 300 and sse and self._can_try_again():
             # Providers give up inside a 200 stream too (an overloaded error after
             # message_start). Until the first real content the client has nothing to lose:

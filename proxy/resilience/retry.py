@@ -57,9 +57,14 @@ class RetryBudget:
         self.active_retries = 0
         self.refused = 0  # retries the budget turned down, for /stats
 
+    def has_room(self) -> bool:
+        """Whether one more retry fits now (takes nothing)."""
+        return self.active_retries < max(
+            self.min_concurrent, int(self.ratio * self.active_requests)
+        )
+
     def try_acquire(self) -> bool:
-        allowed = max(self.min_concurrent, int(self.ratio * self.active_requests))
-        if self.active_retries >= allowed:
+        if not self.has_room():
             self.refused += 1
             return False
         self.active_retries += 1
