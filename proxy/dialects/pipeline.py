@@ -77,13 +77,27 @@ class Chain(Protocol):
     def end(self, ctx: TransformContext) -> list[JSONObject]: ...
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class ExchangePlan:
     path: bytes  # the provider's path and query, before the provider's path prefix
     body: bytes
     response: ResponseTranslator | None  # None: forward the provider's bytes as they are
     set_headers: Headers  # added to the upstream request (after the dialect's own are dropped)
     drop_headers: frozenset[bytes]
+
+    def __init__(
+        self,
+        path: bytes,
+        body: bytes,
+        response: ResponseTranslator | None,
+        set_headers: Headers,
+        drop_headers: frozenset[bytes],
+    ) -> None:
+        self.path = path
+        self.body = body
+        self.response = response
+        self.set_headers = set_headers
+        self.drop_headers = drop_headers
 
 
 def plan_exchange(

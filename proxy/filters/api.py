@@ -41,6 +41,9 @@ class Dialect(enum.Enum):
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
 
+    # Identity hash: Enum's own is a Python function over the name (see Outcome).
+    __hash__ = object.__hash__
+
 
 class RequestView(Protocol):
     """What filters may read about the request."""

@@ -321,6 +321,7 @@ class RouterFilter:
         self._held = None
         self._held_bytes = 0
         self._window = b""
+        chain = provider.chain_for(cand.model)
         try:
             plan = plan_exchange(
                 client=req.dialect,
@@ -330,8 +331,14 @@ class RouterFilter:
                 body_json=req.body_json,
                 raw_body=self._body if not self._body_dirty else None,
                 model=cand.model,
-                chain=provider.chain_for(cand.model),
-                id_hex=secrets.token_hex(12),
+                chain=chain,
+                # Ids are only needed for a translated or transformed answer: no urandom
+                # call on plain passthrough.
+                id_hex=(
+                    secrets.token_hex(12)
+                    if chain is not None or req.dialect is not provider.dialect
+                    else ""
+                ),
                 now_unix=int(self._wall()),
             )
         except ProxyError as exc:

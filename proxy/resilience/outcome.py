@@ -47,6 +47,10 @@ class Outcome(enum.Enum):
     # Junction is shutting down, a local limit (pool queue full), a lost hedge.
     ABANDONED = "abandoned"
 
+    # Members are singletons compared by identity; Enum's own __hash__ is a Python function
+    # that hashes the name, paid on every breaker update.
+    __hash__ = object.__hash__
+
     @property
     def failure(self) -> bool:
         """Counts against the deployment (breaker and outlier detection)."""

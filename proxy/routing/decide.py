@@ -44,7 +44,7 @@ MAX_VIEW_HEADERS: Final = 64
 _HIDDEN_HEADERS: Final = frozenset({b"authorization", b"x-api-key", b"proxy-authorization"})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class RouteFacts:
     """What routing reads from a request. Also the read-only view a custom router gets."""
 
@@ -61,17 +61,55 @@ class RouteFacts:
     scenario: str  # what the built-in rules chose
     tokens_exact: bool  # False: ``tokens`` is a rough figure no decision depended on
 
+    def __init__(
+        self,
+        *,
+        model: str,
+        dialect: str,
+        tokens: int,
+        max_tokens: int,
+        tools: tuple[str, ...],
+        thinking: bool,
+        images: bool,
+        system: str,
+        session_id: str | None,
+        headers: Mapping[str, str],
+        scenario: str,
+        tokens_exact: bool,
+    ) -> None:
+        self.model = model
+        self.dialect = dialect
+        self.tokens = tokens
+        self.max_tokens = max_tokens
+        self.tools = tools
+        self.thinking = thinking
+        self.images = images
+        self.system = system
+        self.session_id = session_id
+        self.headers = headers
+        self.scenario = scenario
+        self.tokens_exact = tokens_exact
+
 
 _NO_HEADERS: Mapping[str, str] = MappingProxyType({})
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Decision:
     scenario: str
     route: Route
     selection: Selection
     facts: RouteFacts
     reason: str
+
+    def __init__(
+        self, scenario: str, route: Route, selection: Selection, facts: RouteFacts, reason: str
+    ) -> None:
+        self.scenario = scenario
+        self.route = route
+        self.selection = selection
+        self.facts = facts
+        self.reason = reason
 
 
 class Decider:
@@ -132,7 +170,7 @@ class Decider:
         thinking = body.get("thinking")
         facts = RouteFacts(
             model=model,
-            dialect=dialect.value,
+            dialect="anthropic" if dialect is Dialect.ANTHROPIC else "openai",  # no enum property
             tokens=tokens,
             max_tokens=max_tokens,
             tools=_tool_names(body.get("tools")),

@@ -94,12 +94,20 @@ class ScenarioRules:
     subagent_tag: bool = True
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class ScenarioDecision:
     scenario: Scenario
     explicit: str | None  # "provider,model" for explicit and subagent, unchecked
     body_changed: bool  # the subagent tag was removed from the body
     reason: str  # one line for `junction route --explain` and the logs
+
+    def __init__(
+        self, scenario: Scenario, explicit: str | None, body_changed: bool, reason: str
+    ) -> None:
+        self.scenario = scenario
+        self.explicit = explicit
+        self.body_changed = body_changed
+        self.reason = reason
 
 
 def compile_background_pattern(pattern: str) -> re.Pattern[str]:

@@ -134,7 +134,7 @@ class Route:
     quality_weight: float = 0.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Requirements:
     """What one request needs from a model."""
 
@@ -144,14 +144,34 @@ class Requirements:
     images: bool = False
     thinking: bool = False
 
+    def __init__(
+        self,
+        tokens: int,
+        max_tokens: int,
+        tools: bool = False,
+        images: bool = False,
+        thinking: bool = False,
+    ) -> None:
+        self.tokens = tokens
+        self.max_tokens = max_tokens
+        self.tools = tools
+        self.images = images
+        self.thinking = thinking
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True, init=False)
 class Selection:
     """``ordered[0]`` is the choice and the rest are fallbacks in order; ``rejected`` names
     every candidate that could not serve the request, with a reason a person can read."""
 
     ordered: tuple[Candidate, ...]
     rejected: tuple[tuple[Candidate, str], ...]
+
+    def __init__(
+        self, ordered: tuple[Candidate, ...], rejected: tuple[tuple[Candidate, str], ...]
+    ) -> None:
+        self.ordered = ordered
+        self.rejected = rejected
 
     @property
     def choice(self) -> Candidate | None:
