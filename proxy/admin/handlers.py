@@ -13,16 +13,20 @@ from typing import TYPE_CHECKING
 
 import orjson
 
+from proxy.admin.api import RELOAD_PATH, AdminApi, Reply
+from proxy.cache.admin import CACHE_PATH, CacheAdminFilter
 from proxy.events import RequestHeaders
 from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
 from proxy.headers import Headers
 from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
 from proxy.limits.redis import limits_stats
+from proxy.observability.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from proxy.routing.catalog import info_for
 from proxy.routing.types import Candidate
 
 if TYPE_CHECKING:
+    from proxy.cache.store import ResponseCache
     from proxy.limits.api import Limiter
     from proxy.protocol.connection import DownstreamConnection
     from proxy.routing.runtime import RuntimeConfig
@@ -33,7 +37,7 @@ UPSTREAMS_PATH = b"/admin/upstreams"
 
 
 class AdminFilter:
-    __slots__ = ("_cb", "_path", "_ready", "_stats", "_upstreams")
+    __slots__ = ("_api", "_cb", "_method", "_path", "_ready", "_stats", "_upstreams")
 
     def __init__(
         self,
@@ -41,18 +45,30 @@ class AdminFilter:
         ready: ReadySource,
         stats: StatsSource,
         upstreams: StatsSource | None = None,
+        api: AdminApi | None = None,
+        method: bytes = b"GET",
     ) -> None:
         self._path = path.split(b"?", 1)[0]
         self._ready = ready
         self._stats = stats
         self._upstreams = upstreams
+        self._api = api if api is not None else AdminApi()
+        self._method = method
 
     def set_decoder_callbacks(self, callbacks: FilterCallbacks) -> None:
         self._cb = callbacks
 
     def decode_headers(self, headers: Headers, end_stream: bool) -> HeadersStatus:
         path = self._path
-        if path == b"/healthz":
+        api = self._api
+        if path not in (b"/healthz", b"/readyz") and not api.authorized(headers):
+            # Probes stay open; everything else needs the token when one is configured.
+            self._reply(401, {"error": "admin token required"}, [(b"www-authenticate", b"Bearer")])
+            return HeadersStatus.STOP
+        reply = self._api_reply(path)
+        if reply is not None:
+            self._send(reply)
+        elif path == b"/healthz":
             self._reply(200, {"status": "ok"})
         elif path == b"/readyz":
             ready = self._ready()
@@ -65,15 +81,47 @@ class AdminFilter:
             paths = ["/healthz", "/readyz", "/stats"]
             if self._upstreams is not None:
                 paths.append(UPSTREAMS_PATH.decode())
+            paths += api.paths()
             self._reply(404, {"error": "not found", "paths": paths})
         return HeadersStatus.STOP
 
-    def _reply(self, status: int, doc: object) -> None:
+    def _api_reply(self, path: bytes) -> Reply | None:
+        """The answer of an `AdminApi` path, or None for the paths handled here."""
+        api = self._api
+        if path == b"/metrics" and api.metrics is not None:
+            return Reply(200, api.metrics(), METRICS_CONTENT_TYPE)
+        if path == RELOAD_PATH and api.reload is not None:
+            if self._method != b"POST":
+                return Reply(
+                    405, orjson.dumps({"error": "use POST"}), headers=((b"allow", b"POST"),)
+                )
+            outcome = api.reload()
+            return Reply(200 if outcome.get("reloaded") else 422, orjson.dumps(outcome))
+        source = {
+            b"/admin/config": api.config,
+            b"/admin/routes": api.routes,
+            b"/admin/usage": api.usage,
+        }.get(path)
+        if source is None:
+            return None
+        return Reply(200, orjson.dumps(source()))
+
+    def _send(self, reply: Reply) -> None:
+        headers: Headers = [
+            (b"content-type", reply.content_type),
+            (b"content-length", b"%d" % len(reply.body)),
+            *reply.headers,
+        ]
+        self._cb.send_response(reply.status, headers, reply.body)
+
+    def _reply(self, status: int, doc: object, extra: Headers | None = None) -> None:
         body = orjson.dumps(doc)
         headers: Headers = [
             (b"content-type", b"application/json"),
             (b"content-length", b"%d" % len(body)),
         ]
+        if extra:
+            headers += extra
         self._cb.send_response(status, headers, body)
 
     def decode_data(self, data: bytes, end_stream: bool) -> DataStatus:
@@ -90,11 +138,15 @@ class AdminStreamFactory:
         stats: StatsSource,
         clock: Callable[[], float],
         upstreams: StatsSource | None = None,
+        api: AdminApi | None = None,
+        cache: Callable[[], ResponseCache | None] | None = None,
     ) -> None:
         self._ready = ready
         self._stats = stats
         self._clock = clock
         self._upstreams = upstreams
+        self._api = api
+        self._cache = cache  # the running config's response cache (/admin/cache)
 
     def new_stream(
         self, sink: DownstreamConnection, event: RequestHeaders, protocol: str, now: float
@@ -103,7 +155,14 @@ class AdminStreamFactory:
         request = RequestInfo(
             event.method, event.path, "", event.authority, event.headers, Dialect.OPENAI
         )
-        f = AdminFilter(event.path, self._ready, self._stats, self._upstreams)
+        path, _, query = event.path.partition(b"?")
+        if path == CACHE_PATH and self._cache is not None:
+            api = self._api if self._api is not None else AdminApi()
+            cached = CacheAdminFilter(self._cache(), event.method, query, api.authorized)
+            return ActiveStream(sink, event.stream_id, request, info, [cached], [])
+        f = AdminFilter(
+            event.path, self._ready, self._stats, self._upstreams, self._api, event.method
+        )
         return ActiveStream(sink, event.stream_id, request, info, [f], [])
 
     def stream_done(self, stream: ActiveStream) -> None:
@@ -153,6 +212,12 @@ def upstreams_doc(runtime: RuntimeConfig, now: float) -> dict[str, object]:
     return {
         "candidates": candidates,
         "clusters": clusters,
+        "resources": runtime.resources.snapshot(),
+        "retry_budget": {
+            "active_requests": runtime.retry_budget.active_requests,
+            "active_retries": runtime.retry_budget.active_retries,
+            "refused_total": runtime.retry_budget.refused,
+        },
         "health": {
             "tracked": health.tracked,
             "max_tracked": health.max_keys,
