@@ -68,7 +68,9 @@ class Services:
     log_dir: Path
     started: list[Service] = field(default_factory=list)
 
-    def start(self, name: str, argv: list[str], cwd: Path) -> Service:
+    def start(
+        self, name: str, argv: list[str], cwd: Path, env: dict[str, str] | None = None
+    ) -> Service:
         out = self.log_dir / f"{name}.stdout"
         err = self.log_dir / f"{name}.stderr"
         with out.open("wb") as fo, err.open("wb") as fe:
@@ -79,6 +81,7 @@ class Services:
                 stderr=fe,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                env=env,
             )
         service = Service(name, argv, popen, out, err)
         self.started.append(service)

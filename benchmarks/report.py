@@ -9,6 +9,8 @@ from benchmarks.histogram import LatencyHistogram
 from benchmarks.pacing import RunStats
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+# The percentile curve the plots draw (x on a log scale of 1 / (1 - p)).
+CURVE_PERCENTILES = (0.0, 25.0, 50.0, 75.0, 90.0, 95.0, 99.0, 99.5, 99.9, 99.95, 99.99)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,12 +28,14 @@ def _ms(ns: float) -> float:
     return round(ns / 1e6, 4)
 
 
-def latency_summary(hist: LatencyHistogram) -> dict[str, float | int]:
-    out: dict[str, float | int] = {"count": hist.count}
+def latency_summary(hist: LatencyHistogram) -> dict[str, Any]:
+    out: dict[str, Any] = {"count": hist.count}
     for p in PERCENTILES:
         out[f"p{p:g}"] = _ms(hist.percentile(p))
     out["max"] = _ms(hist.max)
     out["mean"] = _ms(hist.mean())
+    if hist.count:
+        out["curve"] = [[p, _ms(hist.percentile(p))] for p in CURVE_PERCENTILES]
     return out
 
 
@@ -76,7 +80,7 @@ def summarize(
     return summary
 
 
-def _row(name: str, lat: dict[str, float | int]) -> str:
+def _row(name: str, lat: dict[str, Any]) -> str:
     cells = "".join(f"{lat[f'p{p:g}']:>10.3f}" for p in PERCENTILES)
     return f"  {name:<26}{cells}{lat['max']:>10.3f}{lat['mean']:>10.3f}"
 

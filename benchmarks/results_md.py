@@ -1,4 +1,4 @@
-"""Renders RESULTS.md from one run's results (pure: the dict in, Markdown out).
+"""Renders RESULTS-overhead.md (benchmarks/run.py) from one run (pure: dict in, Markdown out).
 
 Every measured figure comes from the results dict. The goals are the project's targets and the
 peer table is quoted, as measured on this kind of machine, from the project's shared notes.

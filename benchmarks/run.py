@@ -1,11 +1,11 @@
-"""Measures Junction against the mock provider directly and writes benchmarks/RESULTS.md.
+"""Measures Junction against the mock provider directly and writes benchmarks/RESULTS-overhead.md.
 
     bash benchmarks/run.sh              # what `make bench` runs
     .venv/bin/python benchmarks/run.py --quick   # 2-second scenarios, for a smoke test
 
 Layout on a 2-core machine: the mock provider and the load generator share core 1, Junction
 (one worker) has core 0. Every scenario is measured straight to the mock and through Junction
-in the same run. Every number in RESULTS.md comes from this run; nothing is typed in.
+in the same run. Every number in RESULTS-overhead.md comes from this run; nothing is typed in.
 """
 
 from __future__ import annotations
@@ -332,8 +332,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--idle-connections", type=int, default=1000)
     p.add_argument("--port-base", type=int, default=18780, help="mock, Junction, admin, canned")
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
-    p.add_argument("--results", type=Path, default=BENCH / "RESULTS.md")
-    p.add_argument("--json", type=Path, default=BENCH / "results.json")
+    p.add_argument("--results", type=Path, default=BENCH / "RESULTS-overhead.md")
+    p.add_argument("--json", type=Path, default=BENCH / "results-overhead.json")
     p.add_argument(
         "--render-only",
         action="store_true",
@@ -379,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.results["commands"] = bench.commands
         if failed:
             bench.results["errors"].append(failed)
-        # A run that measured nothing leaves the last RESULTS.md and its JSON as they were.
+        # A run that measured nothing leaves the last RESULTS-overhead.md and its JSON as they were.
         if failed is None or bench.results["scenarios"].get("a_direct"):
             args.json.write_bytes(orjson.dumps(bench.results, option=orjson.OPT_INDENT_2))
             args.results.write_text(render_results(bench.results))

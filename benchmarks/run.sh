@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Measures Junction against the mock provider directly and writes benchmarks/RESULTS.md.
+# Measures Junction against the mock provider directly and writes benchmarks/RESULTS-overhead.md
+# (the detailed single-target overhead run; `python -m benchmarks` is the full suite).
 # Usage: bash benchmarks/run.sh [--quick] [--port-base N] ...   (options: benchmarks/run.py --help)
 # Takes about three minutes. Every process it starts is stopped on exit, however it exits.
 set -euo pipefail

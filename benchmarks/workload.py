@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import copy
 import http.client
+from dataclasses import dataclass
+from pathlib import Path
 
 import orjson
 
 from benchmarks.procs import BenchError
 
 MODEL = "claude-sonnet-4-5"
+OPENAI_MODEL = "gpt-4o-mini"  # the suite's OpenAI-dialect model (translation scenarios)
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "dialects"
+CC_BYTES = 100 * 1024
 BODY = orjson.dumps(
     {"model": MODEL, "max_tokens": 16, "messages": [{"role": "user", "content": "Hello!"}]}
 ).decode()
@@ -55,3 +61,38 @@ def check_request(port: int, name: str) -> None:
         conn.close()
     if resp.status != 200:
         raise BenchError(f"{name}: test request got {resp.status}: {body[:500]!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Bodies:
+    small: bytes
+    cc: bytes  # ~100 KB Claude Code request, streamed
+    cc_openai_model: bytes  # the same, asking for the OpenAI-dialect model
+    cc_openai_direct: bytes  # what Junction sends upstream for it (OpenAI)
+    hold: bytes  # a small streamed request
+
+    @classmethod
+    def build(cls) -> Bodies:
+        from benchmarks.translation import grow_by_turns, plan_a2o
+
+        base = orjson.loads((FIXTURES / "cc_06_tool_loop_turn1.json").read_bytes())["body"]
+        turn2 = orjson.loads((FIXTURES / "cc_07_tool_loop_turn2_tool_result.json").read_bytes())
+        grown, _ = grow_by_turns(base, turn2["body"]["messages"][2:4], CC_BYTES)
+        grown |= {"model": MODEL, "stream": True}
+        openai = copy.deepcopy(grown) | {"model": OPENAI_MODEL}
+        hold = {
+            "model": MODEL,
+            "max_tokens": 1024,
+            "stream": True,
+            "messages": [{"role": "user", "content": "Tell me a story."}],
+        }
+        return cls(
+            small=BODY.encode(),
+            cc=orjson.dumps(grown),
+            cc_openai_model=orjson.dumps(openai),
+            # translation.py plans for its own model name; the mock is told the one Junction uses
+            cc_openai_direct=orjson.dumps(
+                orjson.loads(plan_a2o(orjson.dumps(openai)).body) | {"model": OPENAI_MODEL}
+            ),
+            hold=orjson.dumps(hold),
+        )
