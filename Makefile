@@ -5,6 +5,7 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_MYPYC := $(VENV)/.installed-mypyc
 STAMP_REDIS := $(VENV)/.installed-redis-server
+STAMP_BENCH := $(VENV)/.installed-bench
 # mypyc ships with mypy (a dev dependency); `make run` installs just this for the native build.
 MYPYC_REQ := mypy>=1.10,<3
 
@@ -21,7 +22,7 @@ endif
 
 # The install steps share the virtualenv: never run them side by side.
 .NOTPARALLEL:
-.PHONY: run test test-pure native native-off clean-native lint typecheck bench clean
+.PHONY: run test test-pure native native-off clean-native lint typecheck bench clean fuzz hardening
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +79,16 @@ test-pure: $(STAMP_DEV) $(STAMP_REDIS)
 	$(PY) tools/build_native.py stash
 	$(PY) -m pytest; status=$$?; $(PY) tools/build_native.py unstash; exit $$status
 
+# Long hypothesis runs, FUZZ_SECONDS per parser (codecs, SSE decoder, translators); not part
+# of `make test`, which runs the same targets for a few examples each.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP_DEV)
+	JUNCTION_FUZZ_SECONDS=$(FUZZ_SECONDS) $(PY) -m pytest -q -p no:cacheprovider tests/hardening/fuzz
+
+# h2load and slowhttptest against a live Junction, each time-boxed (docs/security.md).
+hardening: $(STAMP_DEV)
+	PY=$(PY) bash tests/hardening/run_hardening.sh
+
 lint: $(STAMP_DEV)
 	$(PY) -m ruff check proxy tests benchmarks tools
 	$(PY) -m ruff format --check proxy tests benchmarks tools
@@ -85,8 +96,14 @@ lint: $(STAMP_DEV)
 typecheck: $(STAMP_DEV)
 	$(PY) -m mypy proxy tools
 
-bench: $(STAMP_DEV) $(NATIVE)
-	bash benchmarks/run.sh
+# The benchmark suite (benchmarks/README.md): about 13 minutes; BENCH_ARGS='--quick' for a smoke
+# test. It installs its peers itself (apt-get, npm, a LiteLLM venv under build/bench).
+$(STAMP_BENCH): pyproject.toml | $(STAMP_DEV)
+	$(PY) -m pip install -q -e '.[dev,bench]'
+	touch $@
+
+bench: $(STAMP_BENCH) $(NATIVE)
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -34,6 +34,7 @@ from proxy.config.ccr import CcrImport, read_ccr_config, render_yaml
 from proxy.config.expand import Problem, expand_string
 from proxy.config.loader import load_config_dict, render_config
 from proxy.errors import ConfigError
+from proxy.routing.claude_code import HAIKU_ALIAS, SMALL_FAST_ALIAS
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -242,7 +243,8 @@ def load_ccr(
 
 def claude_env(config: JunctionConfig, token: str) -> dict[str, str]:
     """What `junction env` exports and `junction claude` sets (besides unsetting
-    CLAUDE_CODE_USE_BEDROCK): claude-code-router's `ccr activate` variables."""
+    CLAUDE_CODE_USE_BEDROCK): claude-code-router's `ccr activate` variables, plus Claude
+    Code's small-model names set to Junction's background aliases."""
     host = _connect_host(config.listen.host)
     scheme = "https" if config.listen.tls is not None else "http"
     netloc = f"[{host}]" if ":" in host else host
@@ -255,6 +257,10 @@ def claude_env(config: JunctionConfig, token: str) -> dict[str, str]:
         # Claude Code's own request timeout follows Junction's wait for a first byte
         # (claude-code-router's API_TIMEOUT_MS sets both).
         "API_TIMEOUT_MS": str(round(config.upstream.response_header_timeout_s * 1000)),
+        # Title calls and Explore subagents name these instead of the main model; both
+        # aliases resolve to router.background (else the default route).
+        "ANTHROPIC_SMALL_FAST_MODEL": SMALL_FAST_ALIAS,
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL": HAIKU_ALIAS,
     }
 
 

@@ -15,6 +15,7 @@ class ProxyError(Exception):
     status: int = 500
     flag: str = ""
     kind: str = "api_error"  # neutral error kind; dialects map it to their own type names
+    retry_after_s: float | None = None  # sent as `retry-after` (whole seconds) when set
 
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
@@ -105,6 +106,15 @@ class UpstreamConnectError(UpstreamError):
     flag = "UF"
 
 
+class UpstreamAuthError(UpstreamError):
+    """The provider refused the credentials Junction holds for it (its 401 or 403). That is
+    the operator's problem, not the client's: the client gets a 502 rather than an
+    authentication error that would blame its own key (hardening.md F9)."""
+
+    status = 502
+    flag = "UF"
+
+
 class UpstreamTimeoutError(UpstreamError):
     status = 504
     flag = "UT"
@@ -130,11 +140,17 @@ class UpstreamOverflowError(UpstreamError):
 
 
 class NoHealthyUpstreamError(ProxyError):
-    """Every candidate that could serve the request is unhealthy (breaker open, ejected)."""
+    """Every candidate that could serve the request is unhealthy (breaker open, ejected).
+    `candidates` are those rejected for their health, so the reply can say when the first
+    of them admits requests again (`retry_after_s`)."""
 
     status = 503
     flag = "UH"
     kind = "overloaded_error"
+
+    def __init__(self, message: str, *, candidates: tuple[object, ...] = ()) -> None:
+        super().__init__(message)
+        self.candidates = candidates
 
 
 class DownstreamDisconnectError(ProxyError):

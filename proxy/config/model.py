@@ -37,6 +37,8 @@ from pydantic_settings import (
 )
 
 from proxy.config.auth import AuthConfig, RateLimitsConfig
+from proxy.config.cache import CacheConfig
+from proxy.config.observability import MetricsConfig, TracingConfig
 from proxy.config.problems import FieldProblems, Loc, format_loc
 from proxy.config.redis import RedisConfig
 from proxy.config.resilience import ResilienceConfig
@@ -88,6 +90,8 @@ class AdminConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 9901
     enabled: bool = True
+    # When set, every admin request needs `Authorization: Bearer <token>` (docs/observability.md).
+    token: SecretStr | None = None
 
 
 class ServerConfig(_Section):
@@ -111,6 +115,9 @@ class LimitsConfig(_Section):
     h2_max_concurrent_streams: PositiveInt = 100
     h2_initial_stream_window: Annotated[int, Field(gt=0, le=2**31 - 1)] = 256 * 1024
     h2_initial_connection_window: Annotated[int, Field(gt=0, le=2**31 - 1)] = 1024 * 1024
+    # Overload protection, per worker: past this many requests in flight, new API requests get
+    # 503 overloaded_error at once while the running ones finish (docs/security.md).
+    max_in_flight_requests: PositiveInt = 1024
 
     def codec_limits(self) -> CodecLimits:
         """The downstream codecs' bounds; knobs not in the config keep CodecLimits' defaults."""
@@ -125,6 +132,35 @@ class LimitsConfig(_Section):
         )
 
 
+class TimeoutsConfig(_Section):
+    """Deadlines of one provider (``providers[].timeouts``) or one route (``router.<route>.
+    timeouts``). Unset keys fall back: route, then provider, then ``upstream``."""
+
+    connect_s: Seconds | None = None  # providers only: connections are pooled per provider
+    first_byte_s: Seconds | None = None  # request sent -> the response's first byte
+    stream_idle_s: Seconds | None = None  # no byte from the provider mid-response
+    total_s: Seconds | None = None  # the whole request, attempts and backoffs included
+
+
+class ResourcesConfig(_Section):
+    """Envoy-style resource limits of one provider (``providers[].resources``); unset keys
+    leave that resource unbounded here (the ``upstream`` section's pool limits still hold)."""
+
+    max_connections: PositiveInt | None = None  # per deployment; over upstream's per-origin cap
+    max_pending_requests: Annotated[int, Field(ge=0)] | None = None  # waiting for a connection
+    max_requests: PositiveInt | None = None  # attempts in flight on the provider
+    max_retries: Annotated[int, Field(ge=0)] | None = None  # retries and fallbacks in flight
+
+
+class HedgeConfig(_Section):
+    """Hedged streaming requests (``router.<route>.hedge``): when the first byte is late, the
+    same request goes to the next candidate too, and the first to answer is kept."""
+
+    delay_s: Seconds = 2.0  # how late is late; with `percentile`, until enough samples exist
+    percentile: Annotated[float, Field(gt=0, lt=100)] | None = None  # e.g. 95: observed p95
+    min_samples: PositiveInt = 20  # first-byte times of the candidate before `percentile` counts
+
+
 class UpstreamConfig(_Section):
     connect_timeout_s: Seconds = 10.0
     max_connections_per_origin: PositiveInt = 256
@@ -134,6 +170,7 @@ class UpstreamConfig(_Section):
     http1_codec: Http1Codec = "auto"
     response_header_timeout_s: Seconds = 600.0  # time to first response byte: LLMs are slow
     stream_idle_timeout_s: Seconds = 300.0  # no bytes either way in the middle of a response
+    total_timeout_s: Seconds | None = None  # a whole request, retries included; None: no limit
 
     def upstream_settings(self) -> UpstreamSettings:
         """The pool settings; knobs not in the config keep UpstreamSettings' defaults."""
@@ -205,6 +242,7 @@ class ModelInfoConfig(_Section):
     thinking: bool = True
     input_price: Annotated[float, Field(ge=0)] | None = None  # USD per million tokens
     output_price: Annotated[float, Field(ge=0)] | None = None
+    cached_input_price: Annotated[float, Field(ge=0)] | None = None  # prompt-cache reads
     quality: Fraction | None = None
 
     def overrides(self) -> dict[str, Any]:
@@ -243,6 +281,8 @@ class ProviderConfig(_Section):
     model_transformers: dict[str, list[Any]] = {}
     deployments: tuple[DeploymentConfig, ...] = ()
     model_info: dict[str, ModelInfoConfig] = {}
+    timeouts: TimeoutsConfig | None = None  # over the upstream section's
+    resources: ResourcesConfig | None = None  # limits of what is in flight on this provider
 
     @model_validator(mode="before")
     @classmethod
@@ -385,6 +425,9 @@ class ProviderConfig(_Section):
             port=_port(base_url),
             protocol=self.protocol,
             ca_file=self.ca_file,
+            connect_timeout_s=self.timeouts.connect_s if self.timeouts else None,
+            max_connections=self.resources.max_connections if self.resources else None,
+            max_pending=self.resources.max_pending_requests if self.resources else None,
         )
 
     def allows_model(self, model: str) -> bool:
@@ -465,7 +508,19 @@ class RouteConfig(_Section):
     cost_weight: Annotated[float, Field(ge=0)] = 1.0
     latency_weight: Annotated[float, Field(ge=0)] = 0.0
     quality_weight: Annotated[float, Field(ge=0)] = 0.0
+    timeouts: TimeoutsConfig | None = None  # over the providers' and the upstream section's
+    hedge: HedgeConfig | None = None  # streaming requests only
     _form: Literal["string", "list", "object"] = PrivateAttr("object")
+
+    @field_validator("timeouts")
+    @classmethod
+    def _no_route_connect(cls, value: TimeoutsConfig | None) -> TimeoutsConfig | None:
+        if value is not None and value.connect_s is not None:
+            raise ValueError(
+                "connect_s is set per provider (providers[].timeouts.connect_s): connections"
+                " are pooled per provider and shared by every route"
+            )
+        return value
 
     @model_validator(mode="wrap")
     @classmethod
@@ -525,7 +580,12 @@ class RouteConfig(_Section):
             return self.targets[0]
         if self._form == "list":
             return list(self.targets)
-        return handler(self)
+        out = handler(self)
+        if isinstance(out, dict):
+            for key in ("timeouts", "hedge"):  # optional blocks: rendered only when set
+                if out.get(key) is None:
+                    out.pop(key, None)
+        return out
 
     # A route written as a plain string compares equal to that string, so code written when
     # `router.default` was a string (`cfg.router.default == "p,m"`) keeps working.
@@ -581,7 +641,26 @@ def load_callable(path: str) -> Callable[..., Any]:
     return found  # type: ignore[no-any-return]
 
 
-SCENARIOS = ("background", "think", "long_context", "web_search", "image")
+SCENARIOS = (
+    "background",
+    "think",
+    "long_context",
+    "web_search",
+    "image",
+    "title",
+    "compact",
+    "subagent",
+    "subagent_readonly",
+)
+
+
+class ClaudeCodeSignals(_Section):
+    """Switches for the Claude Code call types recognised by shape (docs/routing.md)."""
+
+    title: bool = True  # tools [] + output_config.format json_schema -> title, else background
+    compact: bool = True  # the TEXT ONLY compaction turn -> compact, else long_context
+    subagent: bool = True  # cc_is_subagent=true -> subagent_readonly / subagent
+    haiku_tier: bool = True  # haiku names, Junction's aliases, max_tokens 32000 -> background
 
 
 class RouterConfig(_Section):
@@ -592,6 +671,11 @@ class RouterConfig(_Section):
     long_context: RouteConfig | None = None
     web_search: RouteConfig | None = None
     image: RouteConfig | None = None
+    title: RouteConfig | None = None  # Claude Code's session-title call
+    compact: RouteConfig | None = None  # Claude Code's /compact turn
+    subagent: RouteConfig | None = None  # Claude Code subagents (cc_is_subagent=true)
+    subagent_readonly: RouteConfig | None = None  # ... with no file-writing tools (Explore)
+    claude_code: ClaudeCodeSignals = ClaudeCodeSignals()
     long_context_threshold: PositiveInt = 60_000
     # Searched (case-insensitive) in the requested model; None: claude-code-router's rule.
     background_pattern: str | None = None
@@ -701,6 +785,8 @@ class FilterConfig(_Section):
 class LogConfig(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     access_log: bool = True
+    format: Literal["json", "text"] = "json"  # access log and application log lines
+    access_log_file: str | None = None  # appended to; null: standard output
 
     @field_validator("level", mode="before")
     @classmethod
@@ -732,6 +818,9 @@ class JunctionConfig(BaseSettings):
     rate_limits: RateLimitsConfig = Field(default_factory=RateLimitsConfig)
     resilience: ResilienceConfig = Field(default_factory=ResilienceConfig)
     redis: RedisConfig | None = None  # shared limits; proxy/config/redis.py, docs/limits.md
+    cache: CacheConfig | None = None  # response cache; proxy/config/cache.py, docs/cache.md
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)  # docs/observability.md
+    tracing: TracingConfig = Field(default_factory=TracingConfig)
 
     @classmethod
     def settings_customise_sources(
@@ -776,6 +865,8 @@ class JunctionConfig(BaseSettings):
                 problem = self._route_problem(ref)
                 if problem:
                     problems.append((("router", *loc, *route.target_loc(index)), problem))
+        if self.cache is not None:
+            problems += self.cache.route_problems(set(self.router.aliases))
         if problems:
             raise FieldProblems(problems)
         return self

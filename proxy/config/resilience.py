@@ -88,6 +88,10 @@ class RetryConfig(_Section):
     max_backoff_s: Seconds = 5.0  # a provider's retry-after beyond this is not waited for
     budget_ratio: Fraction = 0.2  # retries in flight at most this share of requests in flight
     budget_min_concurrent: NonNegativeInt = 3  # ...and always at least this many
+    # A 429 cools its candidate down until the provider's reset (its headers), capped here;
+    # without a reset header, for cooldown_default_s. Cooled candidates are tried last.
+    cooldown_max_s: Seconds = 60.0
+    cooldown_default_s: Annotated[float, Field(ge=0)] = 1.0
 
 
 class ResilienceConfig(_Section):

@@ -163,7 +163,14 @@ def plan_exchange(
     if chain is not None:
         out = chain.request(out, ctx)
     set_headers: Headers = [(b"accept-encoding", b"identity")]
-    drop = DIALECT_REQUEST_HEADERS[client] | {b"accept-encoding"}
+    if client is provider:
+        # Same dialect, transformed body: the client's anthropic-version (and betas) still
+        # describe the request, except for endpoints that reject betas they do not know.
+        drop = frozenset({b"accept-encoding"})
+        if "anthropiccompat" in _names(chain):
+            drop = drop | {b"anthropic-beta"}
+    else:
+        drop = DIALECT_REQUEST_HEADERS[client] | {b"accept-encoding"}
     if provider is Dialect.ANTHROPIC and client is not provider:
         set_headers.append((b"anthropic-version", ANTHROPIC_VERSION))
     translator = ResponseTranslator(

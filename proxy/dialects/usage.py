@@ -5,9 +5,11 @@ events one at a time — and keeps the latest figures: Anthropic ``message_start
 input tokens and ``message_delta`` the (cumulative) output tokens; OpenAI reports both in the
 final ``usage`` chunk (with ``stream_options.include_usage``) or the answer's ``usage``. For
 answers forwarded untouched it also takes raw bytes: stream events are decoded with the SSE
-decoder and parsed only when they mention ``usage``; a whole answer is kept (bounded) and
-parsed at its end. Input tokens count cached ones too (what the prompt was), as limits and
-spend do.
+decoder and parsed only when they mention ``usage`` — and chunks holding no such event are not
+decoded at all: only the unfinished event at their end is kept, so the decoder always starts
+at an event boundary (most chunks of a long answer cost one substring search); a whole answer
+is kept (bounded) and parsed at its end. Input tokens count cached ones too (what the prompt
+was), as limits and spend do.
 """
 
 from __future__ import annotations
@@ -17,10 +19,18 @@ from typing import Any, Final
 
 import orjson
 
-from proxy.dialects.sse import SSEDecoder
+from proxy.dialects.sse import MAX_EVENT_BYTES, SSEDecoder
 from proxy.filters.api import Dialect
 
 MAX_TAPPED_BODY_BYTES: Final = 4 * 1024 * 1024  # a larger whole answer is not read for usage
+
+
+def _after_last_event(buf: bytearray, start: int) -> int:
+    """The index just after the last blank line ending an event in ``buf[start:]``; -1 if
+    none."""
+    lf = buf.rfind(b"\n\n", start)
+    crlf = buf.rfind(b"\r\n\r\n", start)
+    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)
 
 
 def _int(value: object) -> int:
@@ -28,15 +38,28 @@ def _int(value: object) -> int:
 
 
 class UsageTap:
-    __slots__ = ("_body", "_decoder", "_dialect", "_size", "input_tokens", "output_tokens")
+    __slots__ = (
+        "_body",
+        "_decoder",
+        "_dialect",
+        "_pending",
+        "_pending_usage",
+        "_size",
+        "cached_tokens",
+        "input_tokens",
+        "output_tokens",
+    )
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         self._decoder: SSEDecoder | None = None
+        self._pending = bytearray()  # stream bytes after the last event boundary, not decoded
+        self._pending_usage = False  # they mention "usage"
         self._body: list[bytes] | None = None
         self._size = 0
         self.input_tokens = -1  # -1: not reported
         self.output_tokens = -1
+        self.cached_tokens = -1  # of input_tokens, read from the provider's prompt cache
 
     # -- parsed objects ----------------------------------------------------------------------
 
@@ -56,14 +79,19 @@ class UsageTap:
         if isinstance(usage, dict):
             self.input_tokens = _int(usage.get("prompt_tokens"))
             self.output_tokens = _int(usage.get("completion_tokens"))
+            details = usage.get("prompt_tokens_details")
+            if isinstance(details, dict):
+                self.cached_tokens = _int(details.get("cached_tokens"))
 
     def _anthropic(self, usage: object) -> None:
         if not isinstance(usage, dict):
             return
         if "input_tokens" in usage:
+            cached = _int(usage.get("cache_read_input_tokens"))
+            self.cached_tokens = cached
             self.input_tokens = (
                 _int(usage.get("input_tokens"))
-                + _int(usage.get("cache_read_input_tokens"))
+                + cached
                 + _int(usage.get("cache_creation_input_tokens"))
             )
         if "output_tokens" in usage:
@@ -79,11 +107,27 @@ class UsageTap:
 
     def feed(self, data: bytes) -> None:
         if self._decoder is not None:
-            try:
-                events = self._decoder.feed(data)
-            except Exception:  # an over-long event: stop looking, the bytes still pass
-                self._decoder = None
+            pending = self._pending
+            # Only the new bytes are searched, with a few old ones for a split key or boundary.
+            old = len(pending)
+            pending += data
+            if not self._pending_usage:
+                self._pending_usage = pending.find(b'"usage"', max(old - 6, 0)) >= 0
+            cut = _after_last_event(pending, max(old - 3, 0))
+            if cut < 0:
+                if len(pending) > MAX_EVENT_BYTES:
+                    self._decoder = None  # an over-long event: stop looking, bytes still pass
+                    self._pending = bytearray()
                 return
+            events = []
+            if self._pending_usage:
+                try:
+                    events = self._decoder.feed(bytes(pending[:cut]))
+                except Exception:  # an over-long event: stop looking, the bytes still pass
+                    self._decoder = None
+                    return
+            del pending[:cut]  # what is left is the unfinished event
+            self._pending_usage = pending.find(b'"usage"') >= 0
             for ev in events:
                 if b'"usage"' in ev.data:
                     self._parse(ev.data)

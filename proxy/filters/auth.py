@@ -134,8 +134,11 @@ def _digest(value: bytes) -> bytes:
 
 
 def presented_keys(headers: Headers) -> list[bytes]:
-    """The credentials in ``x-api-key`` and ``Authorization: Bearer`` (names lower-case)."""
+    """The credentials in ``x-api-key`` and ``Authorization: Bearer`` (names lower-case),
+    ``x-api-key`` first whatever the header order: when a client sends both and they name two
+    different configured keys, the request counts as ``x-api-key``'s (docs/security.md)."""
     found: list[bytes] = []
+    bearer: list[bytes] = []
     for name, value in headers:
         if name == b"x-api-key":
             value = value.strip()
@@ -144,7 +147,8 @@ def presented_keys(headers: Headers) -> list[bytes]:
         elif name == b"authorization" and value[:7].lower() == _BEARER:
             token = value[7:].strip()
             if token:
-                found.append(token)
+                bearer.append(token)
+    found.extend(bearer)
     return found
 
 

@@ -25,6 +25,15 @@ class JsonBodyFilter:
     def decode_headers(self, headers: Headers, end_stream: bool) -> HeadersStatus:
         if end_stream:
             self._cb.send_local_reply(400, "a JSON request body is required")
+            return HeadersStatus.STOP
+        for name, value in headers:
+            # A compressed body is refused, never inflated: no decompression bomb, and no
+            # body forwarded with an encoding that no longer matches it.
+            if name == b"content-encoding" and value.strip().lower() not in (b"", b"identity"):
+                self._cb.send_local_reply(
+                    415, "compressed request bodies are not accepted (content-encoding)"
+                )
+                break
         return HeadersStatus.STOP
 
     def decode_data(self, data: bytes, end_stream: bool) -> DataStatus:

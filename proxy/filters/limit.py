@@ -102,7 +102,9 @@ def catalog_pricing(providers: dict[str, Provider]) -> Pricing:
         info = info_for(found, model) if found is not None else lookup(model)
         if info.input_price is None and info.output_price is None:
             return None
-        return ModelPrice(info.input_price or 0.0, info.output_price or 0.0)
+        return ModelPrice(
+            info.input_price or 0.0, info.output_price or 0.0, info.cached_input_price
+        )
 
     return price
 
@@ -250,6 +252,10 @@ class LimitFilter:
         info = self._cb.info
         if info.input_tokens >= 0:
             limiter.record_usage(
-                admission, info.input_tokens, max(info.output_tokens, 0), self._wall()
+                admission,
+                info.input_tokens,
+                max(info.output_tokens, 0),
+                self._wall(),
+                max(info.cached_tokens, 0),
             )
         limiter.release(admission)

@@ -23,6 +23,7 @@ DeadlineSweeper checks them against a progress counter, so the per-chunk path on
 from __future__ import annotations
 
 import asyncio
+import copy
 import secrets
 import time
 from collections.abc import Callable
@@ -38,11 +39,15 @@ from proxy.errors import (
     BadRequestError,
     NoHealthyUpstreamError,
     ProxyError,
+    UpstreamAuthError,
     UpstreamBadResponseError,
     UpstreamError,
+    UpstreamOverflowError,
     UpstreamTimeoutError,
 )
 from proxy.filters.api import DataStatus, Dialect, FilterCallbacks, HeadersStatus
+from proxy.filters.hedge import HedgeLeg, hedge_delay
+from proxy.filters.passthrough import PassthroughCheck
 from proxy.filters.stream_start import (
     MAX_HELD_WINDOW_BYTES,
     MAX_HOLD_S,
@@ -52,14 +57,16 @@ from proxy.filters.stream_start import (
 )
 from proxy.headers import HOP_BY_HOP, Headers
 from proxy.http.deadlines import DeadlineSweeper
+from proxy.http.info import AttemptRecord
 from proxy.resilience.breaker import Ticket
-from proxy.resilience.outcome import Outcome
+from proxy.resilience.outcome import OUTCOME_NAMES, Outcome
+from proxy.resilience.resources import ClusterResources
 from proxy.resilience.retry import reset_hint
 from proxy.routing.decide import Decider, Decision, RouteFacts, custom_answer, log
 from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.scenarios import ScenarioDecision
 from proxy.routing.sessions import SessionUsage
-from proxy.routing.types import Candidate
+from proxy.routing.types import Candidate, Provider, Selection, Timeouts
 from proxy.upstream.api import Exchange, UpstreamClient
 
 # Request headers that never reach a provider: credentials of the client (the provider's own
@@ -80,6 +87,7 @@ ROUTE_HEADER = b"x-junction-route"
 # rate limited, and the provider's own failures. A client error (400, 404, ...) is the
 # request's fault and would fail the same way elsewhere.
 FALLBACK_STATUSES: Final = frozenset({429, 500, 502, 503, 504, 529})
+PROVIDER_AUTH_STATUSES: Final = frozenset({401, 403})  # the provider refused Junction's key
 MAX_DISCARDED_BODY_BYTES: Final = 256 * 1024  # a failed attempt's body read before moving on
 
 
@@ -91,24 +99,33 @@ class RouterFilter:
         "_body_dirty",
         "_cand",
         "_cb",
+        "_check",
         "_client",
         "_clock",
+        "_cluster",
+        "_cluster_retry",
         "_counted",
         "_custom_task",
+        "_deadline_s",
         "_decider",
         "_decision",
         "_discard",
         "_discarded",
         "_done",
         "_exchange",
+        "_first_byte_s",
         "_got_headers",
         "_has_retry_token",
         "_head",
         "_head_pending",
+        "_hedge",
+        "_hedge_after",
+        "_hedged",
         "_held",
         "_held_bytes",
         "_held_since",
         "_hint_s",
+        "_idle_s",
         "_index",
         "_paused",
         "_pending",
@@ -166,6 +183,15 @@ class RouterFilter:
         self._held_since = 0.0
         self._window = b""  # the provider's first bytes, read for content or an error
         self._ttfb_s = 0.0
+        self._cluster: ClusterResources | None = None  # the provider's limits, while counted
+        self._cluster_retry = False
+        self._check: PassthroughCheck | None = None  # passthrough 2xx: proxy/filters/passthrough
+        self._hedge: HedgeLeg | None = None  # a hedged second attempt still racing
+        self._hedge_after = 0.0  # this attempt's hedge delay (route.hedge); 0: none
+        self._hedged = False  # one hedge per request
+        self._first_byte_s = 0.0  # this attempt's deadlines (route, provider, upstream section)
+        self._idle_s = 0.0
+        self._deadline_s = 0.0  # the whole request's end (clock time); 0: none
         self._exchange: Exchange | None = None
         self._translator: ResponseTranslator | None = None
         self._watched = False
@@ -205,6 +231,8 @@ class RouterFilter:
                     facts, rules, custom, body=body, healthy=self._healthy()
                 )
         except ProxyError as exc:
+            if isinstance(exc, NoHealthyUpstreamError):
+                exc.retry_after_s = self._runtime.health.recovery_s(exc.candidates, self._clock())
             self._fail_early(exc)
             return HeadersStatus.STOP
         if end_stream:
@@ -252,9 +280,15 @@ class RouterFilter:
             log.warning(
                 "router.custom gave no answer within %.1f ms; the rules decide",
                 self._runtime.custom_budget_s * 1000,
+                extra={"request_id": self._cb.info.request_id},
             )
         elif exc is not None:
-            log.warning("router.custom raised %s: %s; the rules decide", type(exc).__name__, exc)
+            log.warning(
+                "router.custom raised %s: %s; the rules decide",
+                type(exc).__name__,
+                exc,
+                extra={"request_id": self._cb.info.request_id},
+            )
         else:
             answer = custom_answer(task.result())
         try:
@@ -279,6 +313,7 @@ class RouterFilter:
         info = self._cb.info
         info.route = decision.route.name
         info.scenario = decision.scenario
+        info.session_id = decision.facts.session_id or ""
         first = decision.selection.ordered[0]
         if req.route_path == COUNT_TOKENS_PATH and first.provider.dialect is not Dialect.ANTHROPIC:
             # Only Anthropic-dialect providers count tokens; for the others Junction does.
@@ -288,6 +323,19 @@ class RouterFilter:
             count = orjson.dumps({"input_tokens": count_tokens(req.body_json, req.dialect)})
             self._cb.send_response(200, [(b"content-type", b"application/json")], count)
             return
+        health = self._runtime.health
+        if health.cooling:
+            ordered = decision.selection.ordered
+            ready = health.prefer_ready(ordered, self._clock())
+            if ready is not ordered:
+                decision.selection = Selection(ready, decision.selection.rejected)
+        total = _total_timeout(
+            decision.route.timeouts,
+            decision.selection.ordered[0].provider.timeouts,
+            self._runtime.total_timeout_s,
+        )
+        if total is not None:
+            self._deadline_s = self._clock() + total
         self._cb.set_watermark_listener(self)
         self._runtime.retry_budget.active_requests += 1
         self._counted = True
@@ -299,6 +347,9 @@ class RouterFilter:
         decision = self._decision
         assert decision is not None and self._body is not None
         cand = decision.selection.ordered[index]
+        if self._deadline_s and self._clock() >= self._deadline_s:
+            self._finish_failed(UpstreamTimeoutError("the request's total timeout passed"))
+            return
         self._index = index
         self._cand = cand
         self._attempts += 1
@@ -310,6 +361,7 @@ class RouterFilter:
         info.upstream_provider = provider.name
         info.upstream_model = cand.model
         info.upstream_host = deployment.origin.host
+        info.upstream_deployment = deployment.name
         # Reset what the previous attempt left.
         self._got_headers = False
         self._head = None
@@ -318,50 +370,53 @@ class RouterFilter:
         self._discarded = 0
         self._translator = None
         self._usage = None
+        self._check = None
         self._held = None
         self._held_bytes = 0
         self._window = b""
-        chain = provider.chain_for(cand.model)
         try:
-            plan = plan_exchange(
-                client=req.dialect,
-                provider=provider.dialect,
-                provider_name=provider.name,
-                path=req.path,
-                body_json=req.body_json,
-                raw_body=self._body if not self._body_dirty else None,
-                model=cand.model,
-                chain=chain,
-                # Ids are only needed for a translated or transformed answer: no urandom
-                # call on plain passthrough.
-                id_hex=(
-                    secrets.token_hex(12)
-                    if chain is not None or req.dialect is not provider.dialect
-                    else ""
-                ),
-                now_unix=int(self._wall()),
-            )
+            plan = self._plan(cand)
         except ProxyError as exc:
             self._finish_failed(exc)
             return
         now = self._clock()
+        cluster = None
+        again = self._attempts > 1  # a retry or a fallback
+        if provider.limited:
+            cluster = self._runtime.resources.get(provider.name)
+            if cluster is not None and not cluster.try_acquire(again):
+                self._overflowed(cand, cluster, again)
+                return
         ticket = self._runtime.health.on_start(cand, now)
         if ticket is None:
             # Its breaker opened (or a half-open probe is already out) since the decision.
+            if cluster is not None:
+                cluster.release(again)
             self._cand = None
             self._attempts -= 1
             nxt = self._next_index()
             if nxt is not None:
                 self._attempt(nxt)
             else:
-                self._finish_failed(
-                    NoHealthyUpstreamError(f"{cand.ref} via {deployment.name}: breaker open")
+                error = NoHealthyUpstreamError(
+                    f"{cand.ref} via {deployment.name}: breaker open", candidates=(cand,)
                 )
+                error.retry_after_s = self._runtime.health.recovery_s(error.candidates, now)
+                self._finish_failed(error)
             return
         self._ticket = ticket
+        self._cluster = cluster
+        self._cluster_retry = again
         self._ttfb_s = 0.0
+        self._first_byte_s, self._idle_s = self._limits(decision, provider)
+        self._hedge_after = 0.0
+        if decision.route.hedge is not None and not self._hedged and _streams(req.body_json):
+            stats = self._runtime.selector.stats(cand)
+            self._hedge_after = hedge_delay(decision.route.hedge, stats)
         self._translator = plan.response
         headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
+        if info.trace is not None:
+            info.trace.stamp(headers)  # this attempt's span as the provider's parent
         self._runtime.selector.on_start(cand)
         self._started_s = self._activity_s = now
         try:
@@ -375,26 +430,196 @@ class RouterFilter:
                 body=plan.body,
             )
         except UpstreamError as exc:
-            self._attempt_failed(exc)
+            self._attempt_failed(_without_origin(exc, cand))
             return
         if not self._watched:
             self._watched = True
             self._sweeper.watch(self)
 
+    def _plan(self, cand: Candidate) -> ExchangePlan:
+        """The provider's request for ``cand`` (raises ProxyError when it cannot be made)."""
+        req = self._cb.request
+        provider = cand.provider
+        chain = provider.chain_for(cand.model)
+        return plan_exchange(
+            client=req.dialect,
+            provider=provider.dialect,
+            provider_name=provider.name,
+            path=req.path,
+            body_json=req.body_json,
+            raw_body=self._body if not self._body_dirty else None,
+            model=cand.model,
+            chain=chain,
+            # Ids are only needed for a translated or transformed answer: no urandom call on
+            # plain passthrough.
+            id_hex=(
+                secrets.token_hex(12)
+                if chain is not None or req.dialect is not provider.dialect
+                else ""
+            ),
+            now_unix=int(self._wall()),
+        )
+
+    def _limits(self, decision: Decision, provider: Provider) -> tuple[float, float]:
+        """(first byte, stream idle) limits of an attempt on ``provider``."""
+        rt = self._runtime
+        route_t = decision.route.timeouts
+        if route_t is None and provider.timeouts is None:
+            return rt.response_header_timeout_s, rt.stream_idle_timeout_s
+        return _attempt_timeouts(
+            route_t, provider.timeouts, rt.response_header_timeout_s, rt.stream_idle_timeout_s
+        )
+
+    # -- hedging (proxy/filters/hedge.py) ---------------------------------------------------
+
+    def _launch_hedge(self) -> None:
+        """The first byte is late: the same request to the next candidate too."""
+        decision = self._decision
+        nxt = self._next_index()
+        if decision is None or nxt is None or not self._take_retry_token():
+            return
+        cand = decision.selection.ordered[nxt]
+        provider = cand.provider
+        try:
+            plan = self._plan(cand)
+        except ProxyError:
+            return  # it could not be sent there anyway; the primary carries on
+        now = self._clock()
+        cluster = None
+        if provider.limited:
+            cluster = self._runtime.resources.get(provider.name)
+            if cluster is not None and not cluster.try_acquire(True):
+                return
+        ticket = self._runtime.health.on_start(cand, now)
+        if ticket is None:
+            if cluster is not None:
+                cluster.release(True)
+            return
+        limits = self._limits(decision, provider)
+        leg = HedgeLeg(self, nxt, cand, ticket, cluster, plan.response, now, limits)
+        req = self._cb.request
+        info = self._cb.info
+        deployment = cand.deployment
+        headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
+        if info.trace is not None:
+            info.trace.stamp(headers)
+        self._runtime.selector.on_start(cand)
+        self._hedged = True
+        self._attempts += 1
+        info.attempts = self._attempts
+        try:
+            leg.exchange = self._client.request(
+                deployment.origin,
+                req.method,
+                deployment.path_prefix + plan.path,
+                headers,
+                leg,
+                end_stream=True,
+                body=plan.body,
+            )
+        except UpstreamError as exc:
+            self.hedge_failed(leg, _without_origin(exc, cand))
+            return
+        self._hedge = leg
+
+    def adopt_hedge(self, leg: HedgeLeg) -> None:
+        """The leg answered first, or the primary failed before answering: the leg becomes
+        the request's attempt and the primary (if still running) is cancelled."""
+        if self._exchange is not None:
+            self._exchange.cancel()
+            self._exchange = None
+        if self._cand is not None:
+            if self._ticket is not None:
+                self._close_attempt(self._ticket, Outcome.ABANDONED, 0)
+            self._runtime.selector.on_end(self._cand, True)  # lost a race: not a failure
+        self._hedge = None
+        leg.adopted = True
+        cand = leg.cand
+        self._index = leg.index
+        self._cand = cand
+        self._ticket = leg.ticket
+        self._cluster, leg.cluster = leg.cluster, None
+        self._cluster_retry = True
+        self._translator = leg.translator
+        self._started_s = self._activity_s = leg.started_s
+        self._first_byte_s, self._idle_s = leg.first_byte_s, leg.idle_s
+        self._ttfb_s = 0.0
+        self._hedge_after = 0.0
+        self._exchange = leg.exchange
+        self._got_headers = False
+        self._head = None
+        self._head_pending = False
+        self._discard = False
+        self._discarded = 0
+        self._usage = None
+        self._check = None
+        self._held = None
+        self._held_bytes = 0
+        self._window = b""
+        info = self._cb.info
+        info.upstream_provider = cand.provider.name
+        info.upstream_model = cand.model
+        info.upstream_host = cand.deployment.origin.host
+        info.upstream_deployment = cand.deployment.name
+
+    def hedge_failed(self, leg: HedgeLeg, error: UpstreamError) -> None:
+        """The leg failed before answering: dropped, the primary carries on."""
+        if self._hedge is leg:
+            self._hedge = None
+        leg.exchange = None
+        self._close_leg(leg, self._runtime.health.outcome(None, error, 0.0))
+
+    def _drop_hedge(self) -> None:
+        """The primary answered first (or the request ended): cancel the leg."""
+        leg = self._hedge
+        if leg is None:
+            return
+        self._hedge = None
+        if leg.exchange is not None:
+            leg.exchange.cancel()
+            leg.exchange = None
+        self._close_leg(leg, Outcome.ABANDONED)
+
+    def _close_leg(self, leg: HedgeLeg, outcome: Outcome) -> None:
+        if leg.cluster is not None:
+            leg.cluster.release(True)
+            leg.cluster = None
+        now = self._clock()
+        cand = leg.cand
+        self._runtime.health.on_result(cand, leg.ticket, outcome, now)
+        self._runtime.selector.on_end(cand, not outcome.failure)
+        self._cb.info.tries.append(
+            AttemptRecord(
+                leg.started_s,
+                now,
+                cand.provider.name,
+                cand.deployment.name,
+                cand.model,
+                cand.key,
+                0,
+                OUTCOME_NAMES[outcome],
+                0.0,
+            )
+        )
+
     def _next_index(self) -> int | None:
         decision = self._decision
         assert decision is not None
         nxt = self._index + 1
-        if nxt < len(decision.selection.ordered) and self._attempts < self._runtime.max_attempts:
+        if nxt < len(decision.selection.ordered) and self._attempts < decision.max_attempts:
             return nxt
         return None
 
     def _retry_delay(self) -> float | None:
         """Seconds before the last candidate may be tried again, or None."""
-        if self._attempts >= self._runtime.max_attempts:
+        assert self._decision is not None
+        if self._attempts >= self._decision.max_attempts:
             return None
         rt = self._runtime
-        return rt.retry.delay(self._retries + 1, self._hint_s, rt.rng)
+        delay = rt.retry.delay(self._retries + 1, self._hint_s, rt.rng)
+        if delay is not None and self._deadline_s and self._clock() + delay >= self._deadline_s:
+            return None  # the request's total timeout would pass before the retry
+        return delay
 
     def _take_retry_token(self) -> bool:
         """A place in the worker's retry budget, held until the request ends."""
@@ -417,6 +642,44 @@ class RouterFilter:
         self._cb.info.add_flag("RB")  # retry budget exhausted
         return False
 
+    def _overflowed(self, cand: Candidate, cluster: ClusterResources, again: bool) -> None:
+        """The provider's resource limits refuse another attempt now: the next candidate,
+        or a 503 (flag UO) when none is left."""
+        self._cand = None
+        self._attempts -= 1
+        nxt = self._next_index()
+        if nxt is not None:
+            self._attempt(nxt)
+            return
+        full = cluster.max_requests is not None and cluster.active_requests >= cluster.max_requests
+        what = "requests" if full or not again else "retries and fallbacks"
+        self._finish_failed(
+            UpstreamOverflowError(
+                f"{cand.provider.name}: too many {what} in flight"
+                " (providers[].resources); try again shortly"
+            )
+        )
+
+    def _cool_down(self, cand: Candidate) -> None:
+        """A 429: the candidate goes last in later requests until the provider's reset."""
+        cfg = self._runtime.health.config.retry
+        wait = self._hint_s if self._hint_s is not None else cfg.cooldown_default_s
+        if wait > 0:
+            self._runtime.health.cool_down(cand, self._clock() + min(wait, cfg.cooldown_max_s))
+
+    def _auth_error(self) -> UpstreamAuthError:
+        cand = self._cand
+        where = f"{cand.provider.name} ({cand.deployment.name})" if cand else "the provider"
+        log.warning(
+            "%s refused the API key Junction sends it (HTTP %d): check its api_key",
+            where,
+            self._status,
+        )
+        return UpstreamAuthError(
+            f"{where} refused Junction's credentials for it (HTTP {self._status});"
+            " the gateway's operator must fix its provider key"
+        )
+
     def _retry_same(self) -> None:
         self._retry_timer = None
         if not self._done:
@@ -427,10 +690,33 @@ class RouterFilter:
         ticket = self._ticket
         if ticket is None or self._cand is None:
             return
+        outcome = self._runtime.health.outcome(status, error, self._ttfb_s)
+        self._close_attempt(ticket, outcome, status or 0)
+
+    def _close_attempt(self, ticket: Ticket, outcome: Outcome, status: int) -> None:
+        """The health book and the stream's attempt list learn how the attempt ended."""
+        cand = self._cand
+        assert cand is not None
         self._ticket = None
-        health = self._runtime.health
-        outcome = health.outcome(status, error, self._ttfb_s)
-        health.on_result(self._cand, ticket, outcome, self._clock())
+        cluster = self._cluster
+        if cluster is not None:
+            self._cluster = None
+            cluster.release(self._cluster_retry)
+        now = self._clock()
+        self._runtime.health.on_result(cand, ticket, outcome, now)
+        self._cb.info.tries.append(
+            AttemptRecord(
+                self._started_s,
+                now,
+                cand.provider.name,
+                cand.deployment.name,
+                cand.model,
+                cand.key,
+                status,
+                OUTCOME_NAMES[outcome],
+                self._ttfb_s,
+            )
+        )
 
     def _attempt_failed(self, error: ProxyError) -> None:
         """The attempt failed before anything reached the client: the next candidate, or
@@ -442,6 +728,9 @@ class RouterFilter:
             self._cand = None
         if self._done:
             return
+        if self._hedge is not None:
+            self.adopt_hedge(self._hedge)  # the fallback is already under way
+            return
         nxt = self._next_index()
         if nxt is not None:
             if self._take_retry_token():
@@ -449,7 +738,7 @@ class RouterFilter:
                 self._hint_s = None
                 self._attempt(nxt)
                 return
-        else:
+        elif not isinstance(error, UpstreamAuthError):  # the same key would fail again
             delay = self._retry_delay()
             if delay is not None and self._take_retry_token():
                 self._cb.info.add_flag("RT")  # retried the same candidate
@@ -461,6 +750,7 @@ class RouterFilter:
 
     def _finish_failed(self, error: ProxyError) -> None:
         self._done = True
+        self._drop_hedge()
         self._unwatch()
         self._head = None
         self._head_pending = False
@@ -482,11 +772,20 @@ class RouterFilter:
             # A whole (non-streamed) answer's headers come after the whole generation: that
             # is no sign of a slow provider.
             self._ttfb_s = ttfb if sse else 0.0
+        if status in PROVIDER_AUTH_STATUSES:
+            # Junction's key for this provider is bad: read the body out and answer a 502
+            # (or fall back) rather than pass on an error that blames the client's key.
+            self._discard = True
+            return
         if status in FALLBACK_STATUSES:
             self._hint_s = reset_hint(headers, self._wall())
+            if status == 429 and cand is not None:
+                self._cool_down(cand)
             if self._can_try_again():
                 self._discard = True  # read the small error body out, then move on
                 return
+        if self._hedge is not None:
+            self._drop_hedge()  # this answer is the one the client gets
         self._head_pending = True
         if status < 300 and sse and self._can_try_again():
             # Providers give up inside a 200 stream too (an overloaded error after
@@ -499,7 +798,9 @@ class RouterFilter:
             self._translator.start(status, headers)
             return
         self._head = (status, [(k, v) for k, v in headers if k not in HOP_BY_HOP])
-        if status < 300 and self._runtime.limiter.active and cand is not None:
+        if status < 300 and cand is not None:
+            self._check = PassthroughCheck(cand.provider.dialect, sse)
+        if status < 300 and (self._runtime.track_usage or self._runtime.limiter.active) and cand:
             # Token and spend limits need what the provider reports; without limits the
             # bytes pass untouched and unread.
             self._usage = UsageTap(cand.provider.dialect)
@@ -517,6 +818,7 @@ class RouterFilter:
             self._head = None
         if self._cand is not None:
             headers.append((ROUTE_HEADER, self._cand.ref.encode("utf-8", "replace")))
+        self._cb.info.response_started_s = self._clock()
         self._cb.encode_headers(status, headers, end_stream)
 
     def on_upstream_data(self, data: bytes) -> None:
@@ -545,8 +847,12 @@ class RouterFilter:
             except ProxyError as exc:
                 self._abandon(exc)
                 return
-        elif self._usage is not None:
-            self._usage.feed(data)
+        else:
+            check = self._check
+            if self._usage is not None and (check is None or check.stream or not check.checking):
+                self._usage.feed(data)  # a checked whole answer is parsed once, at its end
+            if check is not None:
+                data = check.feed(data)
         held = self._held
         if held is not None and tr is not None and tr.ended and verdict != STREAM_CONTENT:
             # The translator gave up on the provider's stream (not JSON, ...) before any
@@ -592,10 +898,28 @@ class RouterFilter:
         if self._discard:
             self._exchange = None
             self._report(self._status, None)  # the status says what failed, not an error
+            if self._status in PROVIDER_AUTH_STATUSES:
+                self._attempt_failed(self._auth_error())
+                return
             error = UpstreamError(f"provider answered {self._status}", status=self._status)
             error.kind = kind_for_status(self._status)
             self._attempt_failed(error)
             return
+        tail = b""
+        parsed: Any = None
+        check = self._check
+        if check is not None:
+            self._check = None
+            tail, broken = check.end()
+            if broken is not None:
+                self._exchange = None
+                self._held = None
+                if self._head_pending:  # nothing reached the client: another may serve it
+                    self._attempt_failed(broken)
+                else:
+                    self._abandon(broken)
+                return
+            parsed = check.obj
         self._done = True
         self._exchange = None
         self._unwatch()
@@ -610,12 +934,17 @@ class RouterFilter:
             self._runtime.selector.on_end(self._cand, status < 500 and status != 429)
         if tr is None:
             if self._usage is not None:
-                self._usage.end()
+                if parsed is not None:
+                    self._usage.observe(parsed)
+                else:
+                    self._usage.end()
             self._record_usage()
             if self._head_pending:
-                self._release_head(True)
+                self._release_head(not tail)
+                if tail:
+                    self._cb.encode_data(tail, True)
             else:
-                self._cb.encode_data(b"", True)
+                self._cb.encode_data(tail, True)
             return
         try:
             tail = tr.end()
@@ -645,6 +974,8 @@ class RouterFilter:
 
     def on_upstream_error(self, error: UpstreamError) -> None:
         self._exchange = None
+        if self._cand is not None:
+            error = _without_origin(error, self._cand)
         if self._committed():
             self._abandon(error)
         else:
@@ -681,6 +1012,7 @@ class RouterFilter:
             info = self._cb.info
             info.input_tokens = tap.input_tokens
             info.output_tokens = max(tap.output_tokens, 0)
+            info.cached_tokens = tap.cached_tokens
 
     def _fail(self, error: ProxyError) -> None:
         self._record_usage()
@@ -713,9 +1045,22 @@ class RouterFilter:
             self._sweeper.unwatch(self)
 
     def check_deadline(self, now: float) -> None:
-        if self._done or self._paused or self._exchange is None:
+        if self._done or self._exchange is None:
+            return
+        if self._deadline_s and now >= self._deadline_s:
+            # The whole request's limit holds however the bytes flow (a slow client too).
+            self._abandon(UpstreamTimeoutError("the request's total timeout passed"))
+            return
+        if self._paused:
             # A slow client is not an upstream stall; the connection's own timers guard it.
             return
+        if (
+            self._hedge_after
+            and not self._got_headers
+            and now - self._started_s >= self._hedge_after
+        ):
+            self._hedge_after = 0.0
+            self._launch_hedge()
         if self._held is not None and now - self._held_since >= MAX_HOLD_S:
             self._flush_held()  # no verdict in time: the client should not wait longer
         if self._progress != self._seen_progress:
@@ -725,10 +1070,10 @@ class RouterFilter:
             self._activity_s = now
             return
         if self._got_headers:
-            limit = self._runtime.stream_idle_timeout_s
+            limit = self._idle_s
             what = "stream idle timeout"
         else:
-            limit = self._runtime.response_header_timeout_s
+            limit = self._first_byte_s
             what = "upstream response timeout"
         if now - self._activity_s < limit:
             return
@@ -753,17 +1098,62 @@ class RouterFilter:
         if self._custom_task is not None:
             self._custom_task.cancel()
             self._custom_task = None
+        self._drop_hedge()
         if self._exchange is not None:
             self._exchange.cancel()
             self._exchange = None
         if self._cand is not None and not self._done:
             ticket = self._ticket
             if ticket is not None:
-                self._ticket = None
-                self._runtime.health.on_result(self._cand, ticket, Outcome.ABANDONED, self._clock())
+                status = self._status if self._got_headers else 0
+                self._close_attempt(ticket, Outcome.ABANDONED, status)
             self._runtime.selector.on_end(self._cand, False)
         self._cand = None
         self._done = True
+
+
+def _streams(body: Any) -> bool:
+    return isinstance(body, dict) and body.get("stream") is True
+
+
+def _total_timeout(
+    route: Timeouts | None, provider: Timeouts | None, default: float | None
+) -> float | None:
+    if route is not None and route.total_s is not None:
+        return route.total_s
+    if provider is not None and provider.total_s is not None:
+        return provider.total_s
+    return default
+
+
+def _attempt_timeouts(
+    route: Timeouts | None, provider: Timeouts | None, first_byte_s: float, idle_s: float
+) -> tuple[float, float]:
+    """(first byte, stream idle) of one attempt: the route's, else the provider's, else the
+    upstream section's."""
+    for level in (provider, route):  # the route, applied last, wins
+        if level is not None:
+            if level.first_byte_s is not None:
+                first_byte_s = level.first_byte_s
+            if level.stream_idle_s is not None:
+                idle_s = level.stream_idle_s
+    return first_byte_s, idle_s
+
+
+def _without_origin(error: UpstreamError, cand: Candidate) -> UpstreamError:
+    """The error as the client may read it: the upstream layer names hosts and ports, which
+    go to the log; the client learns the provider and deployment names of the config and
+    nothing of the network behind it (hardening.md F1)."""
+    origin = cand.deployment.origin
+    text = error.message
+    if origin.host not in text:
+        return error
+    where = f"{cand.provider.name}/{cand.deployment.name}"
+    log.warning("%s: %s", where, text)
+    public = copy.copy(error)
+    public.message = text.replace(f"{origin.host}:{origin.port}", where).replace(origin.host, where)
+    public.args = (public.message,)
+    return public
 
 
 def _upstream_headers(

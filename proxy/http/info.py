@@ -2,6 +2,26 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from proxy.observability.trace_context import TraceState
+
+
+class AttemptRecord(NamedTuple):
+    """One upstream attempt, appended by the router when the attempt ends (metrics count
+    outcomes, tracing makes a client span of each)."""
+
+    start_s: float
+    end_s: float
+    provider: str
+    deployment: str
+    model: str
+    key: str  # the candidate key its breaker is kept under
+    status: int  # 0: no response head
+    outcome: str  # proxy.resilience.outcome.Outcome's value
+    ttfb_s: float  # time to the response head of an event stream; 0 otherwise
+
 
 class StreamInfo:
     __slots__ = (
@@ -9,6 +29,10 @@ class StreamInfo:
         "attempts",
         "bytes_received",
         "bytes_sent",
+        "cache",
+        "cached_tokens",
+        "cost_usd",
+        "dialect",
         "end_s",
         "flags",
         "input_tokens",
@@ -20,8 +44,12 @@ class StreamInfo:
         "response_started_s",
         "route",
         "scenario",
+        "session_id",
         "start_s",
         "status",
+        "trace",
+        "tries",
+        "upstream_deployment",
         "upstream_host",
         "upstream_model",
         "upstream_provider",
@@ -44,12 +72,20 @@ class StreamInfo:
         self.upstream_host = ""
         self.route = ""  # the route chosen: a scenario name, "alias:<name>" or "explicit"
         self.scenario = ""  # the rule that chose it
+        self.session_id = ""  # Claude Code's session (X-Claude-Code-Session-Id / metadata)
         self.attempts = 0  # upstream attempts made (fallbacks included)
         self.api_key_name = ""  # the downstream API key's configured name; never the key
         # Usage the provider reported for this request (-1: not reported); the limit
         # filter corrects its token and spend estimates with it when the stream ends.
         self.input_tokens = -1
         self.output_tokens = -1
+        self.cached_tokens = -1  # of input_tokens, read from the provider's cache
+        self.cost_usd = 0.0  # set when the stream ends, from the usage and the price table
+        self.dialect = ""  # the client's: "anthropic" or "openai"
+        self.upstream_deployment = ""
+        self.cache = ""  # the response cache's verdict ("hit", "miss", ...); "" none
+        self.tries: list[AttemptRecord] = []
+        self.trace: TraceState | None = None  # set only while tracing is on
 
     def add_flag(self, flag: str) -> None:
         if flag and flag not in self.flags:

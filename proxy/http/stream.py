@@ -13,6 +13,8 @@ every filter exactly once and the sink is told, which writes the access log reco
 
 from __future__ import annotations
 
+import logging
+from math import ceil
 from typing import Any, Protocol
 
 from proxy.dialects.errors import client_status, error_body, in_band_error_event, kind_for_status
@@ -27,6 +29,8 @@ from proxy.filters.api import (
 )
 from proxy.headers import Headers
 from proxy.http.info import StreamInfo
+
+log = logging.getLogger("junction.http")
 
 
 class StreamSink(Protocol):
@@ -128,7 +132,10 @@ class ActiveStream:
         self._dec_headers_end = end_stream
         if end_stream:
             self.request_complete = True
-        self._iterate_headers(0)
+        try:
+            self._iterate_headers(0)
+        except Exception as exc:  # a filter's bug: this stream fails, not the connection
+            self.fail_internal(exc)
 
     def _iterate_headers(self, start: int) -> bool:
         decoders = self._decoders
@@ -151,7 +158,10 @@ class ActiveStream:
         if end_stream:
             self.request_complete = True
             self._dec_end_seen = True
-        self._iterate_data(0, data, end_stream)
+        try:
+            self._iterate_data(0, data, end_stream)
+        except Exception as exc:  # see on_request_headers
+            self.fail_internal(exc)
         self.sink.acknowledge(self.stream_id, len(data))
 
     def _iterate_data(self, start: int, data: bytes, end: bool) -> None:
@@ -192,6 +202,29 @@ class ActiveStream:
         """The filter holding iteration finished its asynchronous work."""
         if self.destroyed:
             return
+        try:
+            self._continue_decoding()
+        except Exception as exc:  # see on_request_headers
+            self.fail_internal(exc)
+
+    def fail_internal(self, exc: Exception) -> None:
+        """A bug (an exception no filter should let out): logged with its traceback, and
+        this stream answered with a 500 in the client's dialect, or cut if its answer had
+        begun. The connection and its other streams carry on."""
+        log.error(
+            "request %s failed on an internal error",
+            self.info.request_id.decode("latin-1", "replace"),
+            exc_info=exc,
+        )
+        if self.destroyed:
+            return
+        if not self.response_started:
+            self.send_local_reply(500, "internal error in the gateway", kind="api_error")
+        if not self.destroyed:
+            self.sink.abort_stream(self.stream_id)
+            self._destroy()
+
+    def _continue_decoding(self) -> None:
         i = self._data_stop if self._data_stop is not None else self._hdr_stop
         if i is None:
             return
@@ -300,7 +333,9 @@ class ActiveStream:
             return
         self.info.add_flag(error.flag)
         if not self.response_started:
-            self.send_local_reply(error.status, error.message, kind=error.kind)
+            wait = error.retry_after_s
+            headers = None if wait is None else [(b"retry-after", b"%d" % max(ceil(wait), 1))]
+            self.send_local_reply(error.status, error.message, kind=error.kind, headers=headers)
             return
         if self._event_stream and not self.response_complete:
             # The stream is committed: end it with an in-band error in the client's dialect,

@@ -76,6 +76,7 @@ class ModelPrice:
 
     input_usd: float
     output_usd: float
+    cached_usd: float | None = None  # input read from the prompt cache; None: input_usd
 
 
 # (provider, model) -> its price, or None when unknown (then it costs nothing against spend).
@@ -138,8 +139,14 @@ class Limiter(Protocol):
         ...
 
     def record_usage(
-        self, admission: Admission, input_tokens: int, output_tokens: int, now: float
+        self,
+        admission: Admission,
+        input_tokens: int,
+        output_tokens: int,
+        now: float,
+        cached_tokens: int = 0,
     ) -> None:
         """The provider's usage, cumulative for the request: corrects the debited estimate.
-        May be called again with larger figures (a stream reporting as it goes)."""
+        May be called again with larger figures (a stream reporting as it goes).
+        ``cached_tokens`` of the input were read from the prompt cache (priced apart)."""
         ...

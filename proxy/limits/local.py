@@ -231,14 +231,19 @@ class LocalLimiter:
             slot.release()
 
     def record_usage(
-        self, admission: Admission, input_tokens: int, output_tokens: int, now: float
+        self,
+        admission: Admission,
+        input_tokens: int,
+        output_tokens: int,
+        now: float,
+        cached_tokens: int = 0,
     ) -> None:
         if not isinstance(admission, _LocalAdmission) or not admission.states:
             return
         total = max(input_tokens, 0) + max(output_tokens, 0)
         spends = any(st.day is not None or st.month is not None for st in admission.states)
         price = self._pricing(admission.provider, admission.model) if spends else None
-        usd = cost_usd(max(input_tokens, 0), max(output_tokens, 0), price)
+        usd = cost_usd(max(input_tokens, 0), max(output_tokens, 0), price, cached_tokens)
         d_tokens = total - admission.tokens
         d_usd = usd - admission.usd
         for st in admission.states:

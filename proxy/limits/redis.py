@@ -174,17 +174,22 @@ class RedisLimiter:
             self.store.spawn("release", list(admission.lease_keys), [admission.lease])
 
     def record_usage(
-        self, admission: Admission, input_tokens: int, output_tokens: int, now: float
+        self,
+        admission: Admission,
+        input_tokens: int,
+        output_tokens: int,
+        now: float,
+        cached_tokens: int = 0,
     ) -> None:
         if not isinstance(admission, _RedisAdmission):
-            self.fallback.record_usage(admission, input_tokens, output_tokens, now)
+            self.fallback.record_usage(admission, input_tokens, output_tokens, now, cached_tokens)
             return
         # The scopes' current limits, as the local limiter corrects its current buckets.
         scopes = [(lb, self._scopes[lb]) for lb in admission.labels if lb in self._scopes]
         total = max(input_tokens, 0) + max(output_tokens, 0)
         spends = any(_spends(spec) for _, spec in scopes)
         price = self._pricing(admission.provider, admission.model) if spends else None
-        usd = cost_usd(max(input_tokens, 0), max(output_tokens, 0), price)
+        usd = cost_usd(max(input_tokens, 0), max(output_tokens, 0), price, cached_tokens)
         d_tokens = total - admission.tokens
         d_usd = usd - admission.usd
         admission.tokens = total

@@ -46,10 +46,18 @@ def window_end(period: Period, now: float) -> float:
     return dt.datetime(year, month, 1, tzinfo=dt.UTC).timestamp()
 
 
-def cost_usd(input_tokens: int, output_tokens: int, price: ModelPrice | None) -> float:
+def cost_usd(
+    input_tokens: int, output_tokens: int, price: ModelPrice | None, cached_tokens: int = 0
+) -> float:
+    """USD for a request's usage: the one cost function of spend limits, usage totals, the
+    access log, metrics and traces. ``cached_tokens`` are part of ``input_tokens``, priced at
+    the cached-input price when the model has one."""
     if price is None:
         return 0.0
-    return (input_tokens * price.input_usd + output_tokens * price.output_usd) / 1_000_000
+    usd = input_tokens * price.input_usd + output_tokens * price.output_usd
+    if cached_tokens > 0 and price.cached_usd is not None:
+        usd -= min(cached_tokens, input_tokens) * (price.input_usd - price.cached_usd)
+    return usd / 1_000_000
 
 
 class SpendWindow:

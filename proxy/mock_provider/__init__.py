@@ -13,6 +13,8 @@ What an answer holds: optional thinking (Anthropic ``thinking`` enabled/adaptive
 image blocks / ``image_url`` parts), then tool calls when the request offers tools, does not
 forbid them (tool_choice none) and its last user message is not a tool result. Anthropic
 thinking carries a deterministic fake signature. The OpenAI answer to a tool turn has no text.
+With an OpenAI ``response_format`` of ``json_schema`` (or ``json_object``) the text is one JSON
+value matching the schema's simple parts (every required property, ``"mock"`` for strings).
 
 Per-request headers (an unknown ``x-mock-*`` header or a bad value is a 400):
 

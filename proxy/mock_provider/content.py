@@ -163,6 +163,7 @@ class AnswerSpec:
     max_tokens: int | None
     parallel: bool = True  # the request allows several tool calls in one answer
     images: int = 0  # image blocks / parts anywhere in the request
+    json_schema: Any = None  # a structured-output schema: the text is JSON matching it
 
 
 def image_note(images: int) -> str:
@@ -212,6 +213,9 @@ def compose(
         n_text = max(0, min(n_text, budget - len(thinking)))
         tools, tool_tokens, stop = [], 0, "length"
     pieces = words.pieces(seed, n_text)
+    if spec.json_schema is not None and not tools and stop != "length":
+        # Structured output: the whole text is one JSON value, in streamable fragments.
+        pieces = tuple(split_fragments(orjson.dumps(placeholder(spec.json_schema)).decode()))
     if spec.images > 0:
         # glued to the first word so the token count stays one per piece
         note = image_note(spec.images)

@@ -43,7 +43,22 @@ def read_request(body: dict[str, Any]) -> AnswerSpec | str:
         max_tokens=cap,
         parallel=body.get("parallel_tool_calls") is not False,
         images=count_images(messages),
+        json_schema=_response_schema(body.get("response_format")),
     )
+
+
+def _response_schema(response_format: object) -> Any:
+    """The schema a ``json_schema`` response format asks the answer to match (``{}`` for
+    ``json_object``: any JSON object), else None."""
+    if not isinstance(response_format, dict):
+        return None
+    kind = response_format.get("type")
+    if kind == "json_object":
+        return {"type": "object"}
+    spec = response_format.get("json_schema")
+    if kind == "json_schema" and isinstance(spec, dict) and isinstance(spec.get("schema"), dict):
+        return spec["schema"]
+    return None
 
 
 def wants_reasoning(body: dict[str, Any]) -> bool:

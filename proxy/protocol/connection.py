@@ -44,6 +44,10 @@ from proxy.protocol.factory import make_server_codec
 from proxy.protocol.limits import CodecLimits
 
 MAX_QUEUED_PIPELINE_EVENTS = 64  # events of pipelined requests held while one is answered
+# After an HTTP/1.1 framing error: how long the socket keeps reading (and dropping) what the
+# client still sends after our error reply and FIN. Closing with unread input makes the kernel
+# send a reset, and a reset discards the reply from the client's receive buffer.
+LINGER_AFTER_ERROR_S = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +260,12 @@ class DownstreamConnection(asyncio.Protocol):
         if not self._h2:
             self._active_h1 = stream
         stream.on_request_headers(ev.end_stream)
+        if self._h2 and not ev.end_stream and not stream.destroyed:
+            # HTTP/2 has no connection-wide "reading a body" state: each stream's body gets
+            # its own deadline, checked on the connection's one timer.
+            due = stream.info.start_s + self._settings.request_body_timeout_s
+            if self._timer is None or due < self._timer_at:
+                self._arm(due)
         if ev.expect_continue and not stream.destroyed and self.codec is not None:
             self.codec.send_continue(ev.stream_id)
             self._flush()
@@ -368,6 +378,24 @@ class DownstreamConnection(asyncio.Protocol):
                 body,
             )
             self._flush()
+        transport = self.transport
+        if (
+            codec is not None
+            and not self._h2
+            and not self._streams
+            and transport is not None
+            and transport.can_write_eof()
+        ):
+            # Lingering close: FIN once the reply is flushed, then read and discard (the
+            # connection counts as closed, so data_received drops everything) until the
+            # client closes or the bound passes.
+            self._closed = True
+            self._cancel_timer()
+            transport.write_eof()
+            if self._read_paused:
+                transport.resume_reading()
+            self._timer = self._loop.call_later(LINGER_AFTER_ERROR_S, transport.close)
+            return
         self._close()
 
     def _flush(self) -> None:
@@ -420,6 +448,24 @@ class DownstreamConnection(asyncio.Protocol):
         self._timer_at = at
         self._timer = self._loop.call_later(max(0.0, at - self._clock()), self._on_timer)
 
+    def _check_h2_bodies(self, now: float) -> None:
+        """HTTP/2 streams whose request body is not complete within request_body_timeout_s
+        of their start get a 408 (that stream only); the timer is re-armed for the next."""
+        limit = self._settings.request_body_timeout_s
+        nearest = 0.0
+        for stream in list(self._streams.values()):
+            if stream.request_complete or stream.destroyed:
+                continue
+            due = stream.info.start_s + limit
+            if now >= due:
+                stream.send_error(RequestTimeoutError("timed out reading the request body"))
+                if not stream.destroyed:
+                    self.abort_stream(stream.stream_id)
+            elif not nearest or due < nearest:
+                nearest = due
+        if nearest:
+            self._arm(nearest)
+
     def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -430,11 +476,15 @@ class DownstreamConnection(asyncio.Protocol):
         if self._closed:
             return
         now = self._clock()
+        if self._h2 and self._streams:
+            self._check_h2_bodies(now)
         state = self._state
         limit = self._limit_for(state)
         if limit is None:
             return  # a response is in progress; the next state change re-arms
-        since = self._last_rx if state == "body" else self._state_since
+        # Both request deadlines run from the start of their phase, not from the last byte: a
+        # client trickling one byte at a time (slowloris, R.U.D.Y.) gains nothing.
+        since = self._state_since
         if now - since < limit:
             self._arm(since + limit)
             return

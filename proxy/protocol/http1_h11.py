@@ -38,6 +38,7 @@ _CHUNK_LINE: Final = re.compile(
     rb"([0-9A-Fa-f]+)(?:;" + _TCHAR + rb"*(?:=" + _TCHAR + rb"*(?:" + _QUOTED + rb")?)?)*"
 )
 _MAX_CHUNK_SIZE: Final = 0xFFFFFFFFFFFFFFFF
+_FRAMING_TRAILERS: Final = frozenset({b"content-length", b"transfer-encoding"})
 
 _C_SIZE: Final = 0
 _C_DATA: Final = 1
@@ -189,6 +190,11 @@ class H11ServerCodec(Http1ServerCodecBase):
         section = bytes(line[:end])
         line.clear()
         _check_raw_lines(section, "chunked trailer")
+        for field in section.split(b"\r\n"):
+            # Framing fields may not be trailers (RFC 9110 section 6.5.1); llhttp refuses
+            # them too, and both codecs must give one verdict.
+            if field.partition(b":")[0].strip().lower() in _FRAMING_TRAILERS:
+                raise bad_request("framing header in chunked trailer")
         self._feed(section, events)
         if not self._ended:
             raise bad_request("malformed chunked trailer")

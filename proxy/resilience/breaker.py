@@ -52,6 +52,12 @@ class BreakerState(enum.Enum):
     OPEN = "open"
     HALF_OPEN = "half_open"
 
+    __hash__ = object.__hash__  # identity, as for Outcome: Enum's own is a Python function
+
+
+# Read per request by the access log: a dict lookup, where ``.value`` is a Python property.
+STATE_NAMES: Final = {s: s.value for s in BreakerState}
+
 
 Ticket = int  # the state epoch an admitted attempt started in
 

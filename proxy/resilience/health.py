@@ -52,7 +52,7 @@ class _Entry:
 class HealthBook:
     """See the module docstring."""
 
-    __slots__ = ("_detectors", "_entries", "config", "evicted_total", "max_keys")
+    __slots__ = ("_cooldowns", "_detectors", "_entries", "config", "evicted_total", "max_keys")
 
     def __init__(
         self,
@@ -77,6 +77,9 @@ class HealthBook:
                 detector.reconfigure(names, config.outlier)
             self._detectors[p.name] = detector
         self._entries: dict[str, _Entry] = {}
+        # Candidate key -> when the provider's rate limit resets (a 429's headers). Few and
+        # short-lived: an entry goes once its time passed and a request looked at it.
+        self._cooldowns: dict[str, float] = dict(previous._cooldowns) if previous else {}
         if previous is not None:
             for key, entry in previous._entries.items():
                 found = self._detectors.get(entry.provider)
@@ -110,6 +113,57 @@ class HealthBook:
             return now >= entry.breaker.blocked_until and now >= entry.host.ejected_until
 
         return healthy
+
+    def recovery_s(self, candidates: Iterable[object], now: float) -> float | None:
+        """Seconds until the first of ``candidates`` admits requests again (breaker
+        half-open, ejection over), or None when none of them is waiting on either."""
+        best: float | None = None
+        for c in candidates:
+            if not isinstance(c, Candidate):
+                continue
+            entry = self._entries.get(c.key)
+            if entry is not None:
+                until = max(entry.breaker.blocked_until, entry.host.ejected_until)
+            else:
+                detector = self._detectors.get(c.provider.name)
+                host = detector.host(c.deployment.name) if detector is not None else None
+                until = host.ejected_until if host is not None else now
+            if until > now and (best is None or until - now < best):
+                best = until - now
+        return best
+
+    # -- rate-limit cooldowns ----------------------------------------------------------------
+
+    @property
+    def cooling(self) -> bool:
+        """Whether any candidate is cooling down (the request path checks this first)."""
+        return bool(self._cooldowns)
+
+    def cool_down(self, candidate: Candidate, until: float) -> None:
+        """The provider said "not before ``until``" (a 429 and its reset headers)."""
+        if len(self._cooldowns) >= self.max_keys and candidate.key not in self._cooldowns:
+            return  # bounded like the breakers; a cooldown is an optimisation only
+        self._cooldowns[candidate.key] = until
+
+    def prefer_ready(self, ordered: tuple[Candidate, ...], now: float) -> tuple[Candidate, ...]:
+        """``ordered`` with the candidates still cooling down moved to the end, in order.
+        They stay in the list: when every candidate is rate-limited the provider's own 429
+        (with its retry-after) is the most useful answer."""
+        cooldowns = self._cooldowns
+        ready: list[Candidate] = []
+        cooling: list[Candidate] = []
+        for c in ordered:
+            until = cooldowns.get(c.key)
+            if until is None:
+                ready.append(c)
+            elif until <= now:
+                del cooldowns[c.key]
+                ready.append(c)
+            else:
+                cooling.append(c)
+        if not cooling:
+            return ordered
+        return (*ready, *cooling)
 
     # -- feedback --------------------------------------------------------------------------
 

@@ -67,6 +67,9 @@ class Outcome(enum.Enum):
         return self is Outcome.SUCCESS or self is Outcome.SLOW
 
 
+# Read per attempt (attempt records): a dict lookup, where ``.value`` is a Python property.
+OUTCOME_NAMES: Final = {o: o.value for o in Outcome}
+
 _LOCAL: Final = frozenset({Outcome.CONNECT_FAILURE, Outcome.RESET, Outcome.TIMEOUT})
 _FAILURES: Final = _LOCAL | {Outcome.SERVER_ERROR}
 

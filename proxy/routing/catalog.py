@@ -12,8 +12,10 @@ filtering), no price and no quality.
 
 The figures are DEFAULTS, to be overridden per provider in the config (``model_info``), field
 by field. Prices are USD per million tokens from the vendors' public price pages as of late
-2025 / early 2026 (standard tier, no cache discount, the lowest prompt-size tier where a
-vendor has several); context windows and output caps from the vendors' model pages.
+2025 / early 2026 (standard tier, the lowest prompt-size tier where a vendor has several):
+input (uncached), output, and where given a third figure, input read from the prompt cache
+(Anthropic cache reads, OpenAI cached input, DeepSeek cache hits; cache writes count as
+input); context windows and output caps from the vendors' model pages.
 Open-weight models (Llama, Qwen, DeepSeek R1/V3 weights, gpt-oss) have no price: it depends
 on who hosts them, and a local server costs nothing, so set ``input_price`` for yours.
 ``quality`` is a rough 0..1 ranking (our judgement from public coding and reasoning
@@ -47,10 +49,11 @@ def _m(
     context: int | None,
     output: int | None,
     caps: str,
-    prices: tuple[float, float] | None,
+    prices: tuple[float, float] | tuple[float, float, float] | None,
     quality: float,
 ) -> ModelInfo:
-    """caps: letters for tools (t), images (i), thinking (r, reasoning)."""
+    """caps: letters for tools (t), images (i), thinking (r, reasoning). prices: input,
+    output and, where the vendor discounts prompt-cache reads, cached input."""
     return ModelInfo(
         context_window=context,
         max_output=output,
@@ -60,6 +63,7 @@ def _m(
         input_price=None if prices is None else prices[0],
         output_price=None if prices is None else prices[1],
         quality=quality,
+        cached_input_price=prices[2] if prices is not None and len(prices) == 3 else None,
     )
 
 
@@ -69,38 +73,42 @@ _M = 1_048_576  # Google's and OpenAI's "1M" context
 # that matches wins, so a family's specific members come before the family.
 _FAMILIES: Final[tuple[tuple[str, str, ModelInfo], ...]] = (
     # Anthropic (docs.anthropic.com models overview and pricing pages).
-    ("claude-opus-4-5", r"claude-opus-4-[5-9]", _m(200_000, 64_000, "tir", (5.0, 25.0), 0.95)),
-    ("claude-opus-4", r"claude-opus-4", _m(200_000, 32_000, "tir", (15.0, 75.0), 0.92)),
-    ("claude-sonnet-4-5", r"claude-sonnet-4-[5-9]", _m(200_000, 64_000, "tir", (3.0, 15.0), 0.92)),
-    ("claude-sonnet-4", r"claude-sonnet-4", _m(200_000, 64_000, "tir", (3.0, 15.0), 0.88)),
-    ("claude-haiku-4-5", r"claude-haiku-4", _m(200_000, 64_000, "tir", (1.0, 5.0), 0.8)),
-    ("claude-3-7-sonnet", r"claude-3-7-sonnet", _m(200_000, 64_000, "tir", (3.0, 15.0), 0.85)),
-    ("claude-3-5-sonnet", r"claude-3-5-sonnet", _m(200_000, 8_192, "ti", (3.0, 15.0), 0.8)),
-    ("claude-3-5-haiku", r"claude-3-5-haiku", _m(200_000, 8_192, "ti", (0.8, 4.0), 0.65)),
-    ("claude-3-opus", r"claude-3-opus", _m(200_000, 4_096, "ti", (15.0, 75.0), 0.75)),
-    ("claude-3-haiku", r"claude-3-haiku", _m(200_000, 4_096, "ti", (0.25, 1.25), 0.5)),
+    ("claude-opus-4-5", r"claude-opus-4-[5-9]", _m(200_000, 64_000, "tir", (5.0, 25.0, 0.5), 0.95)),
+    ("claude-opus-4", r"claude-opus-4", _m(200_000, 32_000, "tir", (15.0, 75.0, 1.5), 0.92)),
+    (
+        "claude-sonnet-4-5",
+        r"claude-sonnet-4-[5-9]",
+        _m(200_000, 64_000, "tir", (3.0, 15.0, 0.3), 0.92),
+    ),
+    ("claude-sonnet-4", r"claude-sonnet-4", _m(200_000, 64_000, "tir", (3.0, 15.0, 0.3), 0.88)),
+    ("claude-haiku-4-5", r"claude-haiku-4", _m(200_000, 64_000, "tir", (1.0, 5.0, 0.1), 0.8)),
+    ("claude-3-7-sonnet", r"claude-3-7-sonnet", _m(200_000, 64_000, "tir", (3.0, 15.0, 0.3), 0.85)),
+    ("claude-3-5-sonnet", r"claude-3-5-sonnet", _m(200_000, 8_192, "ti", (3.0, 15.0, 0.3), 0.8)),
+    ("claude-3-5-haiku", r"claude-3-5-haiku", _m(200_000, 8_192, "ti", (0.8, 4.0, 0.08), 0.65)),
+    ("claude-3-opus", r"claude-3-opus", _m(200_000, 4_096, "ti", (15.0, 75.0, 1.5), 0.75)),
+    ("claude-3-haiku", r"claude-3-haiku", _m(200_000, 4_096, "ti", (0.25, 1.25, 0.03), 0.5)),
     # OpenAI (platform.openai.com models and pricing pages). GPT-5's 400K window is 272K of
     # input plus 128K of output.
-    ("gpt-5-nano", r"gpt-5(-\d+)?-nano", _m(400_000, 128_000, "tir", (0.05, 0.4), 0.7)),
+    ("gpt-5-nano", r"gpt-5(-\d+)?-nano", _m(400_000, 128_000, "tir", (0.05, 0.4, 0.005), 0.7)),
     (
         "gpt-5-mini",
         r"gpt-5(-\d+)?(-codex)?-mini",
-        _m(400_000, 128_000, "tir", (0.25, 2.0), 0.82),
+        _m(400_000, 128_000, "tir", (0.25, 2.0, 0.025), 0.82),
     ),
     ("gpt-5-pro", r"gpt-5(-\d+)?-pro", _m(400_000, 272_000, "tir", (15.0, 120.0), 0.95)),
-    ("gpt-5-chat", r"gpt-5(-\d+)?-chat", _m(128_000, 16_384, "ti", (1.25, 10.0), 0.85)),
-    ("gpt-5", r"gpt-5", _m(400_000, 128_000, "tir", (1.25, 10.0), 0.92)),
-    ("gpt-4-1-nano", r"gpt-4-1-nano", _m(_M, 32_768, "ti", (0.1, 0.4), 0.6)),
-    ("gpt-4-1-mini", r"gpt-4-1-mini", _m(_M, 32_768, "ti", (0.4, 1.6), 0.72)),
-    ("gpt-4-1", r"gpt-4-1", _m(_M, 32_768, "ti", (2.0, 8.0), 0.82)),
-    ("gpt-4o-mini", r"gpt-4o-mini", _m(128_000, 16_384, "ti", (0.15, 0.6), 0.62)),
-    ("gpt-4o", r"gpt-4o", _m(128_000, 16_384, "ti", (2.5, 10.0), 0.78)),
+    ("gpt-5-chat", r"gpt-5(-\d+)?-chat", _m(128_000, 16_384, "ti", (1.25, 10.0, 0.125), 0.85)),
+    ("gpt-5", r"gpt-5", _m(400_000, 128_000, "tir", (1.25, 10.0, 0.125), 0.92)),
+    ("gpt-4-1-nano", r"gpt-4-1-nano", _m(_M, 32_768, "ti", (0.1, 0.4, 0.025), 0.6)),
+    ("gpt-4-1-mini", r"gpt-4-1-mini", _m(_M, 32_768, "ti", (0.4, 1.6, 0.1), 0.72)),
+    ("gpt-4-1", r"gpt-4-1", _m(_M, 32_768, "ti", (2.0, 8.0, 0.5), 0.82)),
+    ("gpt-4o-mini", r"gpt-4o-mini", _m(128_000, 16_384, "ti", (0.15, 0.6, 0.075), 0.62)),
+    ("gpt-4o", r"gpt-4o", _m(128_000, 16_384, "ti", (2.5, 10.0, 1.25), 0.78)),
     ("gpt-oss-120b", r"gpt-oss-120b", _m(131_072, None, "tr", None, 0.78)),
     ("gpt-oss-20b", r"gpt-oss-20b", _m(131_072, None, "tr", None, 0.65)),
-    ("o4-mini", r"o4-mini", _m(200_000, 100_000, "tir", (1.1, 4.4), 0.84)),
+    ("o4-mini", r"o4-mini", _m(200_000, 100_000, "tir", (1.1, 4.4, 0.275), 0.84)),
     ("o3-pro", r"o3-pro", _m(200_000, 100_000, "tir", (20.0, 80.0), 0.93)),
     ("o3-mini", r"o3-mini", _m(200_000, 100_000, "tr", (1.1, 4.4), 0.8)),
-    ("o3", r"o3", _m(200_000, 100_000, "tir", (2.0, 8.0), 0.9)),
+    ("o3", r"o3", _m(200_000, 100_000, "tir", (2.0, 8.0, 0.5), 0.9)),
     ("o1-mini", r"o1-mini", _m(128_000, 65_536, "r", (1.1, 4.4), 0.72)),
     ("o1-pro", r"o1-pro", _m(200_000, 100_000, "tir", (150.0, 600.0), 0.88)),
     ("o1", r"o1", _m(200_000, 100_000, "tir", (15.0, 60.0), 0.85)),
@@ -112,8 +120,12 @@ _FAMILIES: Final[tuple[tuple[str, str, ModelInfo], ...]] = (
     ("gemini-2-0-flash-lite", r"gemini-2-0-flash-lite", _m(_M, 8_192, "ti", (0.075, 0.3), 0.55)),
     ("gemini-2-0-flash", r"gemini-2-0-flash", _m(_M, 8_192, "ti", (0.1, 0.4), 0.6)),
     # DeepSeek API (api-docs.deepseek.com pricing, V3.2; cache-miss input price).
-    ("deepseek-reasoner", r"deepseek-reasoner", _m(128_000, 65_536, "tr", (0.28, 0.42), 0.85)),
-    ("deepseek-chat", r"deepseek-chat", _m(128_000, 8_192, "t", (0.28, 0.42), 0.8)),
+    (
+        "deepseek-reasoner",
+        r"deepseek-reasoner",
+        _m(128_000, 65_536, "tr", (0.28, 0.42, 0.028), 0.85),
+    ),
+    ("deepseek-chat", r"deepseek-chat", _m(128_000, 8_192, "t", (0.28, 0.42, 0.028), 0.8)),
     ("deepseek-r1", r"deepseek-r1", _m(128_000, None, "tr", None, 0.8)),
     ("deepseek-v3", r"deepseek-v3", _m(128_000, None, "t", None, 0.78)),
     # Qwen: Alibaba Cloud Model Studio (international, smallest prompt tier); open weights.

@@ -33,6 +33,7 @@ from proxy.routing.types import Requirements, Route, Selection
 
 log = logging.getLogger("junction.routing")
 
+TITLE_MAX_ATTEMPTS: Final = 2  # a failed title call is tried again once at most
 DEFAULT_MAX_TOKENS: Final = 4096  # what a request that names none is assumed to allow
 # A request of N body bytes holds fewer than N + TOKEN_BOUND_SLACK input tokens (a token
 # covers at least a byte; the slack covers the fixed costs: per message, the tool prompt).
@@ -101,15 +102,23 @@ class Decision:
     selection: Selection
     facts: RouteFacts
     reason: str
+    max_attempts: int  # upstream attempts allowed, fallbacks and retries included
 
     def __init__(
-        self, scenario: str, route: Route, selection: Selection, facts: RouteFacts, reason: str
+        self,
+        scenario: str,
+        route: Route,
+        selection: Selection,
+        facts: RouteFacts,
+        reason: str,
+        max_attempts: int,
     ) -> None:
         self.scenario = scenario
         self.route = route
         self.selection = selection
         self.facts = facts
         self.reason = reason
+        self.max_attempts = max_attempts
 
 
 class Decider:
@@ -226,8 +235,8 @@ class Decider:
             explicit, scenario, reason = custom, "custom", f"router.custom chose {custom}"
         if explicit is not None:
             route = _explicit(runtime, explicit)
-        elif scenario != "default" and scenario in runtime.routes:
-            route = runtime.routes[scenario]
+        elif rules.route and rules.route in runtime.routes:
+            route = runtime.routes[rules.route]
         else:
             route = _by_model(runtime, facts.model)
             if route is not runtime.routes["default"]:
@@ -257,8 +266,14 @@ class Decider:
             message = f"no provider can serve this request ({route.name}): {lines}"
             if failure_status(selection) == 400:
                 raise BadRequestError(message)
-            raise NoHealthyUpstreamError(message)
-        return Decision(scenario, route, selection, facts, reason)
+            raise NoHealthyUpstreamError(
+                message, candidates=tuple(c for c, _ in selection.rejected)
+            )
+        attempts = runtime.max_attempts
+        if scenario == "title":
+            # Titles are best-effort and Claude Code asks again on its next prompt.
+            attempts = min(attempts, TITLE_MAX_ATTEMPTS)
+        return Decision(scenario, route, selection, facts, reason, attempts)
 
 
 def custom_answer(answer: object) -> str | None:

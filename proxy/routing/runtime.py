@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from proxy.cache.store import ResponseCache, configured_cache
 from proxy.config.model import load_callable
 from proxy.dialects.transformers.registry import provider_transformers
 from proxy.errors import ConfigError
@@ -27,22 +28,26 @@ from proxy.filters.limit import configured_limiter
 from proxy.limits.api import Limiter
 from proxy.limits.local import LocalLimiter
 from proxy.resilience.health import HealthBook
+from proxy.resilience.resources import ResourceBook
 from proxy.resilience.retry import RetryBudget, RetryPolicy
 from proxy.routing.catalog import info_for, lookup, with_overrides
+from proxy.routing.claude_code import BACKGROUND_ALIASES
 from proxy.routing.scenarios import ScenarioRules, compile_background_pattern
 from proxy.routing.selection import Selector
 from proxy.routing.types import (
     SINGLE_DEPLOYMENT,
     Deployment,
+    Hedge,
     ModelInfo,
     Provider,
     Route,
     Strategy,
     Target,
+    Timeouts,
 )
 
 if TYPE_CHECKING:
-    from proxy.config.model import JunctionConfig, ProviderConfig, RouteConfig
+    from proxy.config.model import JunctionConfig, ProviderConfig, RouteConfig, TimeoutsConfig
 
 __all__ = ["SINGLE_DEPLOYMENT", "Provider", "RuntimeConfig", "Target"]
 
@@ -58,10 +63,12 @@ class RuntimeConfig:
     access_log: bool
     response_header_timeout_s: float
     stream_idle_timeout_s: float
+    total_timeout_s: float | None
     routes: dict[str, Route]  # "default" and each scenario the config sets
     aliases: dict[str, Route]  # a model name clients send -> its route
     selector: Selector
     health: HealthBook  # breakers and outlier ejection; carried over on reload
+    resources: ResourceBook  # requests and retries in flight per limited provider; likewise
     retry: RetryPolicy
     retry_budget: RetryBudget  # per worker: carried over on reload
     max_attempts: int
@@ -76,6 +83,11 @@ class RuntimeConfig:
     filters: tuple[FilterSpec, ...] = ()  # custom filters (cfg.filters), in config order
     auth: AuthPolicy = field(default_factory=AuthPolicy)  # downstream API keys (cfg.auth)
     limiter: Limiter = field(default_factory=LocalLimiter)  # one per worker, kept on reload
+    cache: ResponseCache | None = None  # cfg.cache; one per worker, kept on reload
+    # Read the provider's reported usage on passthrough answers too (metrics, access log,
+    # traces and /admin/usage need it; limits read it anyway).
+    track_usage: bool = False
+    max_in_flight: int = 1024  # cfg.limits.max_in_flight_requests: overload protection
 
     @classmethod
     def from_config(
@@ -95,6 +107,9 @@ class RuntimeConfig:
             alias: _route(ALIAS_ROUTE_PREFIX + alias, value, providers, f"router.aliases.{alias}")
             for alias, value in cfg.router.aliases.items()
         }
+        # What `junction claude` names Claude Code's small models: the background route.
+        for alias in BACKGROUND_ALIASES:
+            aliases.setdefault(alias, routes.get("background", routes["default"]))
         by_model: dict[str, Target] = {}
         for p in providers.values():
             for m in p.models:
@@ -110,6 +125,14 @@ class RuntimeConfig:
         budget = previous.retry_budget if previous is not None else RetryBudget()
         budget.ratio = retry_cfg.budget_ratio
         budget.min_concurrent = retry_cfg.budget_min_concurrent
+        resources = ResourceBook(
+            (
+                (p.name, p.resources.max_requests, p.resources.max_retries)
+                for p in cfg.providers
+                if p.resources is not None
+            ),
+            previous=previous.resources if previous is not None else None,
+        )
         health = HealthBook(
             cfg.resilience,
             providers.values(),
@@ -121,12 +144,16 @@ class RuntimeConfig:
             default=routes["default"].targets[0],
             by_model=by_model,
             access_log=cfg.log.access_log,
+            track_usage=cfg.log.access_log or cfg.metrics.enabled or cfg.tracing.enabled,
+            max_in_flight=cfg.limits.max_in_flight_requests,
             response_header_timeout_s=cfg.upstream.response_header_timeout_s,
             stream_idle_timeout_s=cfg.upstream.stream_idle_timeout_s,
+            total_timeout_s=cfg.upstream.total_timeout_s,
             routes=routes,
             aliases=aliases,
             selector=selector,
             health=health,
+            resources=resources,
             retry=RetryPolicy(
                 max_retries=retry_cfg.max_retries,
                 base_s=retry_cfg.base_backoff_s,
@@ -147,6 +174,10 @@ class RuntimeConfig:
             # Last: it reconfigures the running limiter in place, once the rest succeeded.
             limiter=configured_limiter(
                 cfg, providers, previous.limiter if previous is not None else None
+            ),
+            # After the limiter (which may still refuse the config): reconfigures in place.
+            cache=configured_cache(
+                cfg, previous.cache if previous is not None else None, clock=clock
             ),
         )
 
@@ -194,6 +225,7 @@ def _min_window(providers: dict[str, Provider], routes: list[Route]) -> float:
 
 def _rules(cfg: JunctionConfig, routes: dict[str, Route]) -> ScenarioRules:
     pattern = cfg.router.background_pattern
+    signals = cfg.router.claude_code
     return ScenarioRules(
         background="background" in routes,
         think="think" in routes,
@@ -203,6 +235,14 @@ def _rules(cfg: JunctionConfig, routes: dict[str, Route]) -> ScenarioRules:
         long_context_threshold=cfg.router.long_context_threshold,
         background_pattern=compile_background_pattern(pattern) if pattern else None,
         subagent_tag=cfg.router.subagent_tag,
+        title="title" in routes,
+        compact="compact" in routes,
+        subagent="subagent" in routes,
+        subagent_readonly="subagent_readonly" in routes,
+        cc_title=signals.title,
+        cc_compact=signals.compact,
+        cc_subagent=signals.subagent,
+        haiku_tier=signals.haiku_tier,
     )
 
 
@@ -222,7 +262,17 @@ def _route(name: str, value: RouteConfig, providers: dict[str, Provider], where:
         cost_weight=value.cost_weight,
         latency_weight=value.latency_weight,
         quality_weight=value.quality_weight,
+        timeouts=_timeouts(value.timeouts),
+        hedge=Hedge(value.hedge.delay_s, value.hedge.percentile, value.hedge.min_samples)
+        if value.hedge is not None
+        else None,
     )
+
+
+def _timeouts(cfg: TimeoutsConfig | None) -> Timeouts | None:
+    if cfg is None or (cfg.first_byte_s is None and cfg.stream_idle_s is None and not cfg.total_s):
+        return None
+    return Timeouts(cfg.first_byte_s, cfg.stream_idle_s, cfg.total_s)
 
 
 def _auth(dialect: Dialect, key: str) -> tuple[bytes, bytes] | None:
@@ -262,4 +312,7 @@ def _provider(p: ProviderConfig) -> Provider:
             p.transformers, p.model_transformers, where=f"providers.{p.name}"
         ),
         model_info=model_info,
+        timeouts=_timeouts(p.timeouts),
+        limited=p.resources is not None
+        and (p.resources.max_requests is not None or p.resources.max_retries is not None),
     )

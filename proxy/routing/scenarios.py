@@ -11,18 +11,31 @@ skipped, as in CCR:
                 to ``Router.image`` *before* its router runs, and the router then takes that
                 ``provider,model`` value as explicit: so image beats every rule, explicit
                 included. Junction keeps that order.
-2. explicit     ``model`` contains a comma: ``provider,model`` (Claude Code's ``/model p,m``).
+2. title        Junction's: Claude Code's session-title call (``tools: []`` with a JSON
+                schema ``output_config.format``); route ``title``, else ``background``. Before
+                explicit: with ``/model provider,model`` the title call carries that name.
+3. explicit     ``model`` contains a comma: ``provider,model`` (Claude Code's ``/model p,m``).
                 Returned as sent; the caller checks it and answers 404 if it names nothing.
-3. long_context ``tokens > threshold``, or the previous turn's input tokens were over the
+4. compact      Junction's: the compaction turn (the TEXT ONLY instruction ends the last user
+                message); route ``compact``, else ``long_context``.
+5. long_context ``tokens > threshold``, or the previous turn's input tokens were over the
                 threshold and this request is over 20,000 tokens.
-4. subagent     a ``<CCR-SUBAGENT-MODEL>provider,model</CCR-SUBAGENT-MODEL>`` tag in a system
+6. subagent     a ``<CCR-SUBAGENT-MODEL>provider,model</CCR-SUBAGENT-MODEL>`` tag in a system
                 block (switched by ``subagent_tag``, not by a route).
-5. background   the model name contains ``claude`` and ``haiku`` (case-sensitive, as CCR), or
-                matches ``background_pattern`` when one is set.
-6. web_search   a tool whose ``type`` starts with ``web_search``.
-7. think        ``thinking`` is set (JavaScript truthiness, as CCR) and is not
+7. subagent     Junction's: ``cc_is_subagent=true`` in Claude Code's billing block; route
+                ``subagent_readonly`` (no file-writing tools; else ``subagent``) or ``subagent``.
+8. background   the model name contains ``claude`` and ``haiku`` (case-sensitive, as CCR), or
+                matches ``background_pattern`` when one is set; and Junction's haiku tier: any
+                ``haiku`` name, Junction's background aliases, Claude Code's ``max_tokens``
+                32000.
+9. web_search   a tool whose ``type`` starts with ``web_search``.
+10. think       ``thinking`` is set (JavaScript truthiness, as CCR) and is not
                 ``{"type": "disabled"}``.
-8. default
+11. default
+
+The Claude Code signals (2, 4, 7 and the haiku tier) are in proxy/routing/claude_code.py;
+each has a switch in ``ScenarioRules`` and is skipped, like any rule, when no route it may
+use is configured.
 
 Where Junction differs from CCR (each also in docs/routing.md):
 * the subagent tag is found in any system block (or a string ``system``), anywhere in the
@@ -45,9 +58,13 @@ from typing import Any, Final, Literal
 
 import orjson
 
+from proxy.routing.claude_code import haiku_tier, is_compact_call, is_title_call, subagent_kind
+
 Scenario = Literal[
     "image",
+    "title",
     "explicit",
+    "compact",
     "long_context",
     "subagent",
     "background",
@@ -57,7 +74,9 @@ Scenario = Literal[
 ]
 SCENARIO_ORDER: Final[tuple[Scenario, ...]] = (
     "image",
+    "title",
     "explicit",
+    "compact",
     "long_context",
     "subagent",
     "background",
@@ -92,22 +111,39 @@ class ScenarioRules:
     long_context_threshold: int = DEFAULT_LONG_CONTEXT_THRESHOLD
     background_pattern: re.Pattern[str] | None = None  # None: "claude" and "haiku" in the name
     subagent_tag: bool = True
+    # Routes of the Claude Code scenarios (proxy/routing/claude_code.py) ...
+    title: bool = False
+    compact: bool = False
+    subagent: bool = False
+    subagent_readonly: bool = False
+    # ... and their switches (router.claude_code): off, the signal is not looked for.
+    cc_title: bool = True
+    cc_compact: bool = True
+    cc_subagent: bool = True
+    haiku_tier: bool = True
 
 
 @dataclass(slots=True, init=False)
 class ScenarioDecision:
     scenario: Scenario
-    explicit: str | None  # "provider,model" for explicit and subagent, unchecked
+    explicit: str | None  # "provider,model" for explicit and the subagent tag, unchecked
     body_changed: bool  # the subagent tag was removed from the body
     reason: str  # one line for `junction route --explain` and the logs
+    route: str  # the router key whose route serves it; "" for explicit and default
 
     def __init__(
-        self, scenario: Scenario, explicit: str | None, body_changed: bool, reason: str
+        self,
+        scenario: Scenario,
+        explicit: str | None,
+        body_changed: bool,
+        reason: str,
+        route: str = "",
     ) -> None:
         self.scenario = scenario
         self.explicit = explicit
         self.body_changed = body_changed
         self.reason = reason
+        self.route = route
 
 
 def compile_background_pattern(pattern: str) -> re.Pattern[str]:
@@ -134,16 +170,29 @@ def detect(
     if rules.image:
         where = _last_user_image(body)
         if where is not None:
-            return _decide("image", None, tag, f"image: the last user message holds an {where}")
+            why = f"image: the last user message holds an {where}"
+            return _decide("image", None, tag, why, "image")
+
+    if rules.cc_title and (rules.title or rules.background) and is_title_call(body):
+        route = "title" if rules.title else "background"
+        why = f"title: tools [] with a JSON schema output_config.format -> router.{route}"
+        return _decide("title", None, tag, why, route)
 
     if "," in model:
         return _decide("explicit", model, tag, f"explicit: the request names {_q(model)}")
+
+    if rules.cc_compact and (rules.compact or rules.long_context) and is_compact_call(body):
+        route = "compact" if rules.compact else "long_context"
+        why = (
+            f"compact: the last user message ends with the TEXT ONLY instruction -> router.{route}"
+        )
+        return _decide("compact", None, tag, why, route)
 
     if rules.long_context:
         threshold = rules.long_context_threshold
         if tokens > threshold:
             why = f"long_context: {tokens} estimated tokens > threshold {threshold}"
-            return _decide("long_context", None, tag, why)
+            return _decide("long_context", None, tag, why, "long_context")
         if (
             previous_input_tokens is not None
             and previous_input_tokens > threshold
@@ -154,27 +203,45 @@ def detect(
                 f" tokens > threshold {threshold}, and this one {tokens} > "
                 f"{LONG_CONTEXT_FOLLOWUP_TOKENS}"
             )
-            return _decide("long_context", None, tag, why)
+            return _decide("long_context", None, tag, why, "long_context")
 
     if tag is not None:
         value, where = tag
         why = f"subagent: {SUBAGENT_OPEN} tag in {where} names {_q(value)}"
         return ScenarioDecision("subagent", value, True, why)
 
+    if rules.cc_subagent and (rules.subagent or rules.subagent_readonly):
+        kind = subagent_kind(body)
+        if kind is not None:
+            if kind == "readonly" and rules.subagent_readonly:
+                route = "subagent_readonly"
+            elif rules.subagent:
+                route = "subagent"
+            else:
+                route = ""
+            if route:
+                why = f"subagent: cc_is_subagent=true, {kind} tools -> router.{route}"
+                return _decide("subagent", None, tag, why, route)
+
     if rules.background:
         pattern = rules.background_pattern
         if pattern is None:
             if "claude" in model and "haiku" in model:
                 why = f"background: model {_q(model)} contains 'claude' and 'haiku'"
-                return _decide("background", None, tag, why)
+                return _decide("background", None, tag, why, "background")
         elif pattern.search(model) is not None:
             why = f"background: model {_q(model)} matches /{pattern.pattern}/"
-            return _decide("background", None, tag, why)
+            return _decide("background", None, tag, why, "background")
+        if rules.haiku_tier:
+            tier = haiku_tier(body, model)
+            if tier is not None:
+                return _decide("background", None, tag, f"background: {tier}", "background")
 
     if rules.web_search:
         tool_type = _web_search_tool(body)
         if tool_type is not None:
-            return _decide("web_search", None, tag, f"web_search: a tool of type {_q(tool_type)}")
+            why = f"web_search: a tool of type {_q(tool_type)}"
+            return _decide("web_search", None, tag, why, "web_search")
 
     if rules.think:
         thinking = body.get("thinking")
@@ -183,7 +250,7 @@ def detect(
         ):
             kind = thinking.get("type") if isinstance(thinking, dict) else None
             shown = _q(kind) if isinstance(kind, str) else type(thinking).__name__
-            return _decide("think", None, tag, f"think: thinking {shown}")
+            return _decide("think", None, tag, f"think: thinking {shown}", "think")
 
     return _decide("default", None, tag, "default: no scenario matched")
 
@@ -223,13 +290,17 @@ def session_id(body: dict[str, Any], headers: Iterable[tuple[bytes, bytes]]) -> 
 
 
 def _decide(
-    scenario: Scenario, explicit: str | None, tag: tuple[str, str] | None, reason: str
+    scenario: Scenario,
+    explicit: str | None,
+    tag: tuple[str, str] | None,
+    reason: str,
+    route: str = "",
 ) -> ScenarioDecision:
     if tag is None:
-        return ScenarioDecision(scenario, explicit, False, reason)
+        return ScenarioDecision(scenario, explicit, False, reason, route)
     value, where = tag
     note = f"; {SUBAGENT_OPEN} tag for {_q(value)} removed from {where}"
-    return ScenarioDecision(scenario, explicit, True, reason + note)
+    return ScenarioDecision(scenario, explicit, True, reason + note, route)
 
 
 def _take_subagent_tag(body: dict[str, Any]) -> tuple[str, str] | None:

@@ -47,7 +47,7 @@ what was measured for the candidates it still has.
 from __future__ import annotations
 
 import random
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Collection, Iterable
 from operator import add, itemgetter
 from typing import Final
@@ -81,7 +81,15 @@ def always(candidate: Candidate) -> bool:
 class CandidateStats:
     """What has been measured of one candidate. Shared by every route that includes it."""
 
-    __slots__ = ("errors", "last_error_s", "outstanding", "requests", "samples", "ttft_s")
+    __slots__ = (
+        "errors",
+        "last_error_s",
+        "outstanding",
+        "recent",
+        "requests",
+        "samples",
+        "ttft_s",
+    )
 
     def __init__(self) -> None:
         self.outstanding = 0
@@ -90,6 +98,9 @@ class CandidateStats:
         self.samples = 0  # time-to-first-byte samples folded into ttft_s
         self.ttft_s = 0.0  # EWMA, meaningful once samples > 0
         self.last_error_s: float | None = None  # cleared by a success
+        # The last first-byte times, kept only once a hedging route asked for them
+        # (proxy/filters/hedge.py reads percentiles from it).
+        self.recent: deque[float] | None = None
 
 
 class AffinityTable:
@@ -442,6 +453,8 @@ class Selector:
         else:
             stats.ttft_s += EWMA_ALPHA * (seconds - stats.ttft_s)
         stats.samples += 1
+        if stats.recent is not None:
+            stats.recent.append(seconds)
 
     def on_end(self, candidate: Candidate, ok: bool) -> None:
         """The request to ``candidate`` is over; ``ok`` False for a failure."""

@@ -34,6 +34,8 @@ class ModelInfo:
     input_price: float | None  # USD per million input tokens
     output_price: float | None  # USD per million output tokens
     quality: float | None  # 0..1, a rough ranking for the cost strategy's quality floor
+    # USD per million input tokens read from the provider's prompt cache; None: input_price.
+    cached_input_price: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,25 @@ class Deployment:
 # eq=False: providers compare and hash by identity. A provider holds mappings (transformer
 # chains, model metadata) that a generated hash cannot take, and two loads of one config are
 # different runtimes anyway.
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """A provider's or a route's own deadlines (seconds); None: the next level decides
+    (route, then provider, then the upstream section)."""
+
+    first_byte_s: float | None = None
+    stream_idle_s: float | None = None
+    total_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hedge:
+    """A route's hedging policy (proxy/filters/hedge.py)."""
+
+    delay_s: float = 2.0
+    percentile: float | None = None
+    min_samples: int = 20
+
+
 @dataclass(frozen=True, slots=True, eq=False)
 class Provider:
     name: str
@@ -61,6 +82,8 @@ class Provider:
     models: tuple[str, ...]
     transformers: ProviderTransformers
     model_info: Mapping[str, ModelInfo] = field(default_factory=dict)  # configured models only
+    timeouts: Timeouts | None = None
+    limited: bool = False  # requests or retries in flight are capped (RuntimeConfig.resources)
 
     # The first deployment's endpoint: what a caller that does not select deployments uses.
     @property
@@ -132,6 +155,8 @@ class Route:
     cost_weight: float = 1.0
     latency_weight: float = 0.0
     quality_weight: float = 0.0
+    timeouts: Timeouts | None = None
+    hedge: Hedge | None = None
 
 
 @dataclass(slots=True, init=False)

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxy.errors import ConfigError
 from proxy.native import native_status
+from proxy.observability.app_log import configure_logging
 from proxy.server.loop import loop_factory
 from proxy.server.worker import Worker
 
@@ -37,11 +38,7 @@ def serve(
     config_path: Path | None = None,
     overrides: Mapping[str, Any] | None = None,
 ) -> int:
-    logging.basicConfig(
-        level=getattr(logging, str(config.log.level).upper(), logging.INFO),
-        format="%(asctime)s junction[%(process)d] %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(config.log)  # JSON or text lines on standard error (log.format)
     workers = config.server.workers
     if workers <= 1:
         return run_worker(config, config_path, overrides, reuse_port=False)

@@ -9,6 +9,7 @@ from proxy.events import RequestHeaders
 from proxy.filters.api import DecoderFilter, EncoderFilter
 from proxy.filters.auth import auth_filters
 from proxy.filters.body import JsonBodyFilter
+from proxy.filters.cache import CacheFilter
 from proxy.filters.limit import limit_filters
 from proxy.filters.local import ErrorReplyFilter, ModelsFilter, RootFilter
 from proxy.filters.request_id import MAX_REQUEST_ID_BYTES, RequestIdSource
@@ -17,7 +18,7 @@ from proxy.headers import Headers, is_safe_value
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.http.info import StreamInfo
 from proxy.http.stream import ActiveStream, RequestInfo
-from proxy.observability.access_log import AccessLog
+from proxy.observability.observer import StreamObserver
 from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.sessions import SessionUsage
 from proxy.routing.table import (
@@ -47,6 +48,7 @@ class Counters:
         self.requests_total = 0
         self.responses_by_class = [0, 0, 0, 0, 0, 0]  # index = status // 100
         self.active_streams = 0
+        self.overloaded_total = 0  # requests refused with 503 by overload protection
 
 
 class ProxyStreamFactory:
@@ -56,7 +58,7 @@ class ProxyStreamFactory:
         client: UpstreamClient,
         sweeper: DeadlineSweeper,
         clock: Callable[[], float],
-        access_log: AccessLog | None,
+        observer: StreamObserver,
         counters: Counters,
         sessions: SessionUsage | None = None,
     ) -> None:
@@ -67,7 +69,8 @@ class ProxyStreamFactory:
         self._sweeper = sweeper
         self._ids = RequestIdSource()
         self._clock = clock
-        self._access_log = access_log
+        self._observer = observer
+        self._tracing = observer.tracing is not None
         self.counters = counters
 
     def new_stream(
@@ -78,6 +81,8 @@ class ProxyStreamFactory:
         info.method = event.method
         info.path = event.path
         info.request_id = self._request_id(event.headers)
+        if self._tracing:
+            self._observer.on_stream_start(info, event.headers)
         self.counters.requests_total += 1
         self.counters.active_streams += 1
         decoders: list[DecoderFilter]
@@ -99,6 +104,7 @@ class ProxyStreamFactory:
         request = RequestInfo(
             event.method, event.path, path, event.authority, event.headers, dialect
         )
+        info.dialect = dialect.value
         return ActiveStream(sink, event.stream_id, request, info, decoders, encoders)
 
     def _request_id(self, headers: Headers) -> bytes:
@@ -137,15 +143,32 @@ class ProxyStreamFactory:
                 )
             ]
         if route.kind is RouteKind.PROXY:
+            if self.counters.active_streams > runtime.max_in_flight:
+                # Refused before any body is read or upstream work starts; the streams
+                # already in flight keep their slots and finish.
+                self.counters.overloaded_total += 1
+                return [
+                    ErrorReplyFilter(
+                        503,
+                        "Junction is overloaded: too many requests in flight",
+                        kind="overloaded_error",
+                        headers=[(b"retry-after", b"1")],
+                    )
+                ]
             # Keys checked at the headers; allow-lists and limits once the body is parsed.
             chain: list[DecoderFilter] = [*auth_filters(runtime.auth), JsonBodyFilter()]
             chain += limit_filters(runtime)
+            cached = CacheFilter(runtime.cache) if runtime.cache is not None else None
+            if cached is not None:
+                chain.append(cached)
             for spec in runtime.filters:
                 if spec.applies_to(path):
                     custom = spec.make()  # fresh per request: filters keep per-stream state
                     chain.append(custom)
                     if spec.encoder:
                         encoders.insert(0, custom)
+            if cached is not None:
+                encoders.append(cached)  # outermost: it sees what the client receives
             chain.append(
                 RouterFilter(runtime, self._client, self._sweeper, self._clock, self._sessions)
             )
@@ -160,5 +183,4 @@ class ProxyStreamFactory:
         c = self.counters
         c.active_streams -= 1
         c.responses_by_class[min(info.status // 100, 5)] += 1
-        if self._access_log is not None and self._holder.current.access_log:
-            self._access_log.record(info)
+        self._observer.on_stream_done(info, self._holder.current)

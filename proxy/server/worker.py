@@ -20,13 +20,17 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
+from proxy.admin.api import AdminApi, config_doc, routes_doc
 from proxy.admin.handlers import AdminStreamFactory, limits_doc, upstreams_doc
 from proxy.errors import ConfigError, ShuttingDownError
 from proxy.http.deadlines import DeadlineSweeper
 from proxy.limits.redis import close_limiter
 from proxy.observability.access_log import AccessLog
+from proxy.observability.observer import StreamObserver
+from proxy.observability.proxy_metrics import LoopLagMonitor, ProxyMetrics
+from proxy.observability.usage import UsageTotals
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
 from proxy.routing.runtime import RuntimeConfig
 from proxy.server.listener import bind_socket, server_tls_context
@@ -35,6 +39,7 @@ from proxy.upstream.client import PooledUpstreamClient
 
 if TYPE_CHECKING:
     from proxy.config.model import JunctionConfig
+    from proxy.observability.tracing import Tracing
 
 log = logging.getLogger("junction")
 
@@ -115,13 +120,28 @@ class Worker:
         self.holder = RuntimeHolder(RuntimeConfig.from_config(cfg))
         self.client = PooledUpstreamClient(loop, cfg.upstream.upstream_settings(), self._clock)
         self.counters = Counters()
-        self.access_log = AccessLog(sys.stdout.buffer, loop) if cfg.log.access_log else None
+        self.access_log = self._open_access_log(cfg, loop)
+        usage = UsageTotals()
+        self.metrics = ProxyMetrics(usage) if cfg.metrics.enabled else None
+        self.observer = StreamObserver(
+            access_log=self.access_log,
+            metrics=self.metrics,
+            tracing=self._tracing(cfg),
+            usage=usage,
+        )
+        self.loop_lag: LoopLagMonitor | None = None
+        if self.metrics is not None:
+            self.metrics.add_worker_gauges(self, self._clock)
+            self.loop_lag = LoopLagMonitor(
+                loop, self._clock, cfg.metrics.loop_lag_interval_s, self.metrics.loop_lag
+            )
+            self.loop_lag.start()
         self.conns = ConnectionSet(cfg.server.max_connections)
         self.admin_conns = ConnectionSet(256)
         settings = connection_settings(cfg)
         self.sweeper = DeadlineSweeper(loop, self._clock)
         factory = ProxyStreamFactory(
-            self.holder, self.client, self.sweeper, self._clock, self.access_log, self.counters
+            self.holder, self.client, self.sweeper, self._clock, self.observer, self.counters
         )
         ssl_ctx = None
         if cfg.listen.tls is not None:
@@ -143,6 +163,8 @@ class Worker:
                 self.stats,
                 self._clock,
                 upstreams=lambda: upstreams_doc(self.holder.current, self._clock()),
+                api=self._admin_api(cfg),
+                cache=lambda: self.holder.current.cache,
             )
             asock = bind_socket(cfg.admin.host, cfg.admin.port, reuse_port=self._reuse_port)
             self.admin_port = asock.getsockname()[1]
@@ -151,6 +173,58 @@ class Worker:
                     self._protocol_factory(settings, admin, self.admin_conns, loop), sock=asock
                 )
             )
+
+    def _open_access_log(
+        self, cfg: JunctionConfig, loop: asyncio.AbstractEventLoop
+    ) -> AccessLog | None:
+        """The access log sink; it exists when the config at start wants lines (a reload can
+        turn lines off and on again, not open another file)."""
+        log_cfg = cfg.log
+        if not log_cfg.access_log:
+            return None
+        if log_cfg.access_log_file is None:
+            return AccessLog(sys.stdout.buffer, loop, log_cfg.format)
+        try:
+            out: BinaryIO = open(log_cfg.access_log_file, "ab")  # noqa: SIM115 - closed at drain
+        except OSError as exc:
+            raise ConfigError(
+                f"log.access_log_file: cannot open {log_cfg.access_log_file} ({exc.strerror})"
+            ) from None
+        return AccessLog(out, loop, log_cfg.format, owns_out=True)
+
+    @staticmethod
+    def _tracing(cfg: JunctionConfig) -> Tracing | None:
+        if not cfg.tracing.enabled:
+            return None
+        try:
+            from proxy.observability.tracing import Tracing
+        except ImportError as exc:
+            raise ConfigError(
+                f"tracing.enabled needs the OpenTelemetry SDK ({exc.name} is not installed;"
+                " reinstall Junction with its dependencies)"
+            ) from None
+        return Tracing(cfg.tracing)
+
+    def _admin_api(self, cfg: JunctionConfig) -> AdminApi:
+        token = cfg.admin.token
+        return AdminApi(
+            token=token.get_secret_value().encode() if token is not None else None,
+            metrics=self.metrics.registry.render if self.metrics is not None else None,
+            config=lambda: config_doc(self.config, self._config_path, self._env),
+            routes=lambda: routes_doc(self.config, self.holder.current),
+            usage=self.observer.usage_doc,
+            reload=self.reload_outcome,
+        )
+
+    def reload_outcome(self) -> dict[str, object]:
+        """``POST /admin/reload``: what SIGHUP does, with the result as a document."""
+        if self._config_path is None:
+            return {"reloaded": False, "error": "Junction was not started from a config file"}
+        ok = self.reload()
+        doc: dict[str, object] = {"reloaded": ok, "reloads_total": self.reloads_total}
+        if not ok:
+            doc["error"] = self.last_reload_error
+        return doc
 
     def _protocol_factory(
         self,
@@ -243,11 +317,21 @@ class Worker:
         await self.client.close()
         # After every stream ended: their releases are the limiter's last background calls.
         await close_limiter(self.holder.current.limiter)
+        cache = self.holder.current.cache
+        if cache is not None:
+            await cache.aclose()  # its last L2 writes, then its Redis connections
         if self._retiring:
             await asyncio.gather(*self._retiring, return_exceptions=True)
         self.sweeper.close()
+        if self.loop_lag is not None:
+            self.loop_lag.stop()
         if self.access_log is not None:
             self.access_log.flush()
+            self.access_log.close()
+        tracing = self.observer.tracing
+        if tracing is not None:
+            # The exporter's last batch goes out over HTTP: off the loop, bounded by its timeout.
+            await asyncio.get_running_loop().run_in_executor(None, tracing.shutdown)
 
     def reload(self) -> bool:
         """Re-read the config file; keep the running config when the new one is invalid."""
@@ -268,12 +352,18 @@ class Worker:
         if new.listen != self.config.listen or new.server != self.config.server:
             log.warning("listen/server settings changed: they take effect after a restart")
         retired = self.holder.current.limiter
+        retired_cache = self.holder.current.cache
         self.holder.current = runtime
         self.config = new
         if runtime.limiter is not retired:
             # `redis:` changed: the old limiter's connections close in the background (its
             # in-flight streams' releases are dropped; their leases expire in Redis).
             task = asyncio.get_running_loop().create_task(close_limiter(retired))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        if retired_cache is not None and runtime.cache is not retired_cache:
+            # The cache section or its Redis changed: the old L2 connections close.
+            task = asyncio.get_running_loop().create_task(retired_cache.aclose())
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
         self.reloads_total += 1

@@ -28,6 +28,9 @@ class Origin:
     protocol: UpstreamProtocol = "auto"  # auto: ALPN picks on TLS, HTTP/1.1 on cleartext
     ca_file: str | None = None  # extra CA bundle; the system trust store otherwise
     sni: str | None = None  # defaults to host
+    connect_timeout_s: float | None = None  # the provider's own; None: UpstreamSettings'
+    max_connections: int | None = None  # likewise (providers[].resources)
+    max_pending: int | None = None
 
     @property
     def authority(self) -> bytes:

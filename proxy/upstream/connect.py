@@ -85,7 +85,7 @@ class Connector:
 
     async def connect(self, pool: OriginPool) -> Connection:
         origin = pool.origin
-        timeout_s = self._settings.connect_timeout_s
+        timeout_s = origin.connect_timeout_s or self._settings.connect_timeout_s
         try:
             async with asyncio.timeout(timeout_s):
                 return await self._open(pool)
@@ -117,7 +117,11 @@ class Connector:
                     port=port,
                     ssl=context,
                     server_hostname=server_hostname,
-                    ssl_handshake_timeout=self._settings.connect_timeout_s if context else None,
+                    ssl_handshake_timeout=(
+                        origin.connect_timeout_s or self._settings.connect_timeout_s
+                    )
+                    if context
+                    else None,
                 )
             except ssl.SSLError as exc:
                 raise _tls_error(host, exc) from None

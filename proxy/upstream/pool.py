@@ -73,7 +73,10 @@ class OriginPool:
         self._connector = connector
         self._counters = counters
         self._on_idle = on_idle
-        self._max_connections = settings.max_connections_per_origin
+        self._max_connections = origin.max_connections or settings.max_connections_per_origin
+        self._max_pending = (
+            origin.max_pending if origin.max_pending is not None else settings.max_pending_requests
+        )
         self._idle: list[Http1Connection] = []  # most recently used last
         self._h2: list[Http2Connection] = []  # connections that accept new streams
         self._open: set[Connection] = set()
@@ -111,7 +114,7 @@ class OriginPool:
         if len(waiters) >= covered:
             if len(self._open) + self._connecting_h1 + self._connecting_h2 < self._max_connections:
                 self._start_connect()
-            elif len(waiters) - covered >= self.settings.max_pending_requests:
+            elif len(waiters) - covered >= self._max_pending:
                 self._counters.overflows_total += 1
                 raise UpstreamOverflowError(
                     f"too many requests waiting for a connection to {self.origin.host}"

@@ -299,6 +299,8 @@ def test_env_prints_the_exports(
         "export DISABLE_TELEMETRY=1\n"
         "export DISABLE_COST_WARNINGS=1\n"
         "export API_TIMEOUT_MS=90000\n"
+        "export ANTHROPIC_SMALL_FAST_MODEL=junction-small-fast\n"
+        "export ANTHROPIC_DEFAULT_HAIKU_MODEL=junction-haiku\n"
         "unset CLAUDE_CODE_USE_BEDROCK\n"
     )
     yaml_path = _write(tmp_path, GOOD + "listen: {host: 0.0.0.0, port: 4000}\n")
@@ -404,6 +406,8 @@ def test_claude_starts_junction_once_and_runs_claude_against_it(
         "args:-p hello world --model mock,claude-sonnet-4-5",
         "ANTHROPIC_AUTH_TOKEN=ccr-secret",
         f"ANTHROPIC_BASE_URL=http://127.0.0.1:{port}",
+        "ANTHROPIC_DEFAULT_HAIKU_MODEL=junction-haiku",
+        "ANTHROPIC_SMALL_FAST_MODEL=junction-small-fast",
         "API_TIMEOUT_MS=600000",
         "DISABLE_COST_WARNINGS=1",
         "DISABLE_TELEMETRY=1",

@@ -39,6 +39,10 @@ from proxy.dialects.transformers.providers import (
     ReasoningTransformer,
 )
 from proxy.dialects.transformers.schema import CleanSchemaTransformer
+from proxy.dialects.transformers.structured import (
+    AnthropicCompatTransformer,
+    StructuredOutputTransformer,
+)
 from proxy.dialects.transformers.tools import EnhanceToolTransformer, ToolUseTransformer
 from proxy.errors import ConfigError
 from proxy.filters.api import Dialect
@@ -47,6 +51,7 @@ TransformerSpec = str | list[Any]
 
 BUILTIN: Mapping[str, type[Any]] = MappingProxyType(
     {
+        "anthropiccompat": AnthropicCompatTransformer,
         "cleancache": CleanCacheTransformer,
         "cleanschema": CleanSchemaTransformer,
         "customparams": CustomParamsTransformer,
@@ -59,6 +64,7 @@ BUILTIN: Mapping[str, type[Any]] = MappingProxyType(
         "reasoning": ReasoningTransformer,
         "sampling": SamplingTransformer,
         "streamoptions": StreamOptionsTransformer,
+        "structuredoutput": StructuredOutputTransformer,
         "tooluse": ToolUseTransformer,
     }
 )

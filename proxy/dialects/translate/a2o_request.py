@@ -19,6 +19,13 @@ Choices worth knowing:
 * ``thinking`` -> ``reasoning_effort``: a budget below 4096 is ``low``, below 16384 ``medium``,
   else ``high`` (the inverse of o2a_request's 1024/8192/24576, so effort round-trips);
   ``adaptive`` uses ``output_config.effort`` (``max`` -> ``high``) and sends nothing without it.
+  With no ``thinking`` key, ``output_config.effort`` alone decides (Claude Code sends that for
+  model names it does not know); ``thinking: {"type": "disabled"}`` sends no effort, whatever
+  ``output_config`` says (Claude Code's title call on the main model). The pipeline then keeps
+  ``reasoning_effort`` only for models that take it.
+* ``output_config.format`` (``json_schema``, the structured-outputs beta) ->
+  ``response_format: {"type": "json_schema", "json_schema": {"name", "schema"}}``; providers
+  without it take the ``structuredoutput`` transformer's fallback (docs/translation.md).
 * Reasoning models (``uses_max_completion_tokens``) get ``max_completion_tokens`` and no
   ``temperature``/``top_p``: they reject any value but the default.
 * ``metadata.user_id`` up to 64 characters passes as ``user``; longer ones (Claude Code's JSON
@@ -42,6 +49,8 @@ MAX_OPENAI_STOP_SEQUENCES = 4
 MAX_OPENAI_USER_CHARS = 64
 BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
 ERROR_PREFIX = "Error: "  # marks is_error tool results; o2a_request reads it back
+# OpenAI wants a name for a json_schema response format; Anthropic's has none.
+STRUCTURED_OUTPUT_NAME = "output"
 
 # o1, o3-mini, o4-mini-2025-04-16, gpt-5, gpt-5.1, gpt-5-mini, openai/o3 ...
 _REASONING_MODEL = re.compile(r"(?:^|/)(?:o\d+|gpt-5)(?:$|[-._:])")
@@ -62,6 +71,9 @@ def uses_max_completion_tokens(model: str) -> bool:
 
 def reasoning_effort_for(thinking: object, output_config: object) -> str | None:
     """The ``reasoning_effort`` an Anthropic ``thinking`` (+ ``output_config``) asks for."""
+    if thinking is None and isinstance(output_config, dict):
+        effort = output_config.get("effort")
+        return _EFFORT_BY_LEVEL.get(effort) if isinstance(effort, str) else None
     if not isinstance(thinking, dict):
         return None
     kind = thinking.get("type")
@@ -77,6 +89,19 @@ def reasoning_effort_for(thinking: object, output_config: object) -> str | None:
         if isinstance(effort, str):
             return _EFFORT_BY_LEVEL.get(effort)
     return None
+
+
+def response_format_for(fmt: object) -> JSONObject | None:
+    """OpenAI's ``response_format`` for an Anthropic ``output_config.format``, or None."""
+    if not isinstance(fmt, dict) or fmt.get("type") != "json_schema":
+        return None
+    schema = fmt.get("schema")
+    if not isinstance(schema, dict):
+        raise TranslationError("output_config.format.schema", "must be a JSON schema object")
+    return {
+        "type": "json_schema",
+        "json_schema": {"name": STRUCTURED_OUTPUT_NAME, "schema": schema},
+    }
 
 
 def openai_user_id(user_id: str) -> str:
@@ -125,9 +150,14 @@ def anthropic_to_openai_request(
                 f"stop sequences, got {len(stops)}",
             )
         out["stop"] = stops
-    effort = reasoning_effort_for(body.get("thinking"), body.get("output_config"))
+    output_config = body.get("output_config")
+    effort = reasoning_effort_for(body.get("thinking"), output_config)
     if effort is not None:
         out["reasoning_effort"] = effort
+    if isinstance(output_config, dict):
+        response_format = response_format_for(output_config.get("format"))
+        if response_format is not None:
+            out["response_format"] = response_format
     tools = _tools(body.get("tools"))
     if tools:
         out["tools"] = tools

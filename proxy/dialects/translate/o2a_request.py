@@ -23,9 +23,11 @@ Choices worth knowing:
   are dropped (thinking allows neither). Thinking is left out when Anthropic would refuse it:
   with a forced tool_choice, or when the last assistant turn called tools (the API then wants
   that turn to start with a signed thinking block, which an OpenAI history cannot have).
-* ``response_format``: ``json_schema`` raises TranslationError. Emulating it with a forced tool
-  would need every response path, streams included, to turn that tool call back into text.
-  ``json_object`` and ``text`` are dropped: OpenAI already requires the prompt to ask for JSON.
+* ``response_format``: ``json_schema`` with a ``schema`` -> ``output_config.format``
+  (``{"type": "json_schema", "schema": ...}``, Anthropic's structured outputs: the answer's
+  text is the JSON, so no response path changes); without a schema it raises
+  TranslationError. ``json_object`` and ``text`` are dropped: OpenAI already requires the
+  prompt to ask for JSON.
 * ``stream_options``, ``seed``, penalties, ``logprobs`` and other OpenAI-only knobs are dropped.
 """
 
@@ -120,7 +122,7 @@ def openai_to_anthropic_request(
             choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
         if choice is not None:
             out["tool_choice"] = choice
-    _response_format(body.get("response_format"))
+    _response_format(body.get("response_format"), out)
     _thinking(body.get("reasoning_effort"), out, turns)
     return out
 
@@ -297,17 +299,21 @@ def _tool_choice(choice: object) -> JSONObject | None:
     return {"type": "tool", "name": name}
 
 
-def _response_format(response_format: object) -> None:
-    rtype = response_format.get("type") if isinstance(response_format, dict) else None
-    if rtype == "json_schema":
+def _response_format(response_format: object, out: JSONObject) -> None:
+    if not isinstance(response_format, dict) or response_format.get("type") != "json_schema":
+        return
+    spec = response_format.get("json_schema")
+    schema = spec.get("schema") if isinstance(spec, dict) else None
+    if not isinstance(schema, dict):
         raise TranslationError(
             "response_format",
-            "json_schema structured output cannot be translated for an Anthropic provider",
+            "json_schema structured output needs json_schema.schema for an Anthropic provider",
         )
+    out["output_config"] = {"format": {"type": "json_schema", "schema": schema}}
 
 
 def _thinking(effort: object, out: JSONObject, turns: list[JSONObject]) -> None:
-    if effort is None or effort in _NO_THINKING_EFFORTS:
+    if effort is None or (isinstance(effort, str) and effort in _NO_THINKING_EFFORTS):
         return
     if not isinstance(effort, str) or effort not in THINKING_BUDGET_BY_EFFORT:
         raise TranslationError("reasoning_effort", f"unsupported reasoning_effort {effort!r}")

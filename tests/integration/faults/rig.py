@@ -127,7 +127,7 @@ class Rig:
         cfg = base_config(
             0,
             providers=providers,
-            router={"default": route if len(route) > 1 else route[0]},
+            router=sections.pop("router", {"default": route if len(route) > 1 else route[0]}),
             upstream=upstream,
             server={"drain_timeout_s": DRAIN_TIMEOUT_S, **sections.pop("server", {})},
             rate_limits={"per_provider": {n: {"concurrent": SLOTS} for n in names}},

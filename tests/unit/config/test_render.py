@@ -40,6 +40,11 @@ def test_render_masks_keys_and_round_trips(tmp_path: Path) -> None:
         "long_context": None,
         "web_search": None,
         "image": None,
+        "title": None,
+        "compact": None,
+        "subagent": None,
+        "subagent_readonly": None,
+        "claude_code": {"title": True, "compact": True, "subagent": True, "haiku_tier": True},
         "long_context_threshold": 60000,
         "background_pattern": None,
         "subagent_tag": True,
@@ -61,6 +66,9 @@ def test_render_masks_keys_and_round_trips(tmp_path: Path) -> None:
         "rate_limits",
         "resilience",
         "redis",
+        "cache",
+        "metrics",
+        "tracing",
     ]
     # With the mask replaced by the real key, the rendering loads back to the same config.
     data["providers"][0]["api_key"] = SECRET

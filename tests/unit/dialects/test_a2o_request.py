@@ -388,7 +388,10 @@ def test_stop_sequences_become_stop_and_more_than_four_is_an_error() -> None:
         ({"type": "adaptive"}, {"effort": "max"}, "high"),
         ({"type": "adaptive"}, None, None),
         ({"type": "disabled"}, {"effort": "high"}, None),
-        (None, {"effort": "high"}, None),
+        # No thinking key: the effort alone (Claude Code, for model names it does not know).
+        (None, {"effort": "high"}, "high"),
+        (None, {"effort": "max"}, "high"),
+        (None, {"format": {"type": "json_schema", "schema": {}}}, None),
     ],
 )
 def test_thinking_to_reasoning_effort(

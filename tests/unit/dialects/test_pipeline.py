@@ -340,3 +340,34 @@ def test_same_dialect_stream_through_transformers_is_re_encoded() -> None:
         d["choices"][0]["delta"].get("content") or "" for _, d in events[:-1] if d["choices"]
     )
     assert text == "Hello"
+
+
+@pytest.mark.parametrize(
+    ("transformers", "dropped"),
+    [
+        ([["maxtoken", {"max_tokens": 100}]], {b"accept-encoding"}),
+        ([["anthropiccompat", {}]], {b"accept-encoding", b"anthropic-beta"}),
+    ],
+)
+def test_same_dialect_with_transformers_keeps_the_clients_version_header(
+    transformers: list[Any], dropped: set[bytes]
+) -> None:
+    """An Anthropic client to an Anthropic provider with transformers: the request is still
+    Anthropic's, so its anthropic-version goes on (the API requires it); only an
+    anthropiccompat endpoint loses the betas it may not know."""
+
+    chain = TransformerChain(build_chain(transformers, where="t"))
+    plan = plan_exchange(
+        client=Dialect.ANTHROPIC,
+        provider=Dialect.ANTHROPIC,
+        provider_name="a",
+        path=b"/v1/messages",
+        body_json={"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
+        raw_body=None,
+        model="m",
+        chain=chain,
+        id_hex="0" * 24,
+        now_unix=1,
+    )
+    assert set(plan.drop_headers) == dropped
+    assert b"anthropic-version" not in plan.drop_headers

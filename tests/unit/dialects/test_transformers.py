@@ -830,7 +830,7 @@ def test_every_builtin_builds_without_options_except_maxtoken() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("foo", "t[0]: unknown transformer 'foo' (known: cleancache, cleanschema, customparams, "),
+        ("foo", "t[0]: unknown transformer 'foo' (known: anthropiccompat, cleancache, "),
         (
             ["maxtoken"],
             "t[0]: bad options for 'maxtoken': missing a required argument: 'max_tokens'",

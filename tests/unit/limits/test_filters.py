@@ -300,3 +300,9 @@ def test_reported_usage_corrects_the_estimate_when_the_stream_ends(
         assert sink.status == second
     retry = int(dict(sink.headers)[b"retry-after"])
     assert 60 < retry <= 61 + 1
+
+
+def test_x_api_key_comes_first_whatever_the_header_order() -> None:
+    """Two credentials naming different keys: x-api-key's decides (docs/security.md)."""
+    headers = [(b"authorization", b"Bearer second"), (b"x-api-key", b"first")]
+    assert presented_keys(headers) == [b"first", b"second"]

@@ -56,6 +56,8 @@ def test_defaults() -> None:
             "max_backoff_s": 5.0,
             "budget_ratio": 0.2,
             "budget_min_concurrent": 3,
+            "cooldown_max_s": 60.0,
+            "cooldown_default_s": 1.0,
         },
     }
 

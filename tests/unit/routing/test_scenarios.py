@@ -26,8 +26,17 @@ from proxy.routing.scenarios import (
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "routing"
 
-ALL = ScenarioRules(background=True, think=True, long_context=True, web_search=True, image=True)
-NONE = ScenarioRules()
+# claude-code-router's rules alone: the Claude Code signals are tested in test_claude_code.py.
+CCR_ONLY: dict[str, Any] = {
+    "cc_title": False,
+    "cc_compact": False,
+    "cc_subagent": False,
+    "haiku_tier": False,
+}
+ALL = ScenarioRules(
+    background=True, think=True, long_context=True, web_search=True, image=True, **CCR_ONLY
+)
+NONE = ScenarioRules(**CCR_ONLY)
 TAG = "<CCR-SUBAGENT-MODEL>sub,agent-model</CCR-SUBAGENT-MODEL>"
 USER_HI = {"role": "user", "content": "hi"}
 PNG = {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}
@@ -304,7 +313,7 @@ TABLE = [
         "background-pattern-replaces-ccr-rule",
         "default",
         rules=ScenarioRules(
-            background=True, background_pattern=compile_background_pattern("^small-")
+            background=True, background_pattern=compile_background_pattern("^small-"), **CCR_ONLY
         ),
         model=HAIKU,
     ),
@@ -333,7 +342,8 @@ def test_table(
 
 
 def test_table_covers_every_scenario() -> None:
-    assert {p.values[5] for p in TABLE} == set(SCENARIO_ORDER)
+    claude_code_only = {"title", "compact"}  # test_claude_code.py
+    assert {p.values[5] for p in TABLE} == set(SCENARIO_ORDER) - claude_code_only
 
 
 # --- the tag's removal, golden ------------------------------------------------------------
@@ -413,6 +423,7 @@ def test_tag_removed_when_an_earlier_rule_wins() -> None:
         True,
         "long_context: 70000 estimated tokens > threshold 60000; <CCR-SUBAGENT-MODEL> tag for"
         " 'sub,agent-model' removed from system[1]",
+        "long_context",
     )
     assert body["system"][1]["text"] == "You are a file search specialist."
 
@@ -619,7 +630,8 @@ def test_capture_session_ids(name: str) -> None:
 
 KEYS = st.sampled_from(
     ["system", "messages", "tools", "thinking", "metadata", "user_id", "session_id", "role",
-     "content", "type", "text", "image", "user", "tool_result", "web_search_x"]
+     "content", "type", "text", "image", "user", "tool_result", "web_search_x", "output_config",
+     "format", "max_tokens", "name"]
 )  # fmt: skip
 LEAVES = (
     st.none()
@@ -628,7 +640,9 @@ LEAVES = (
     | st.floats(allow_nan=False)
     | st.text(max_size=20)
     | st.sampled_from(["user", "system", "image", "disabled", "web_search_1", TAG, "a" + TAG + "b",
-                       "<CCR-SUBAGENT-MODEL>", '{"session_id":"s"}', "u_session_s"])
+                       "<CCR-SUBAGENT-MODEL>", '{"session_id":"s"}', "u_session_s", "json_schema",
+                       "x-anthropic-billing-header: cc_is_subagent=true;", "Edit", 32000,
+                       "CRITICAL: Respond with TEXT ONLY."])
 )  # fmt: skip
 JSONISH = st.recursive(
     LEAVES,
@@ -651,6 +665,14 @@ RULES = st.builds(
     long_context_threshold=st.integers(0, 200_000),
     background_pattern=PATTERNS,
     subagent_tag=st.booleans(),
+    title=st.booleans(),
+    compact=st.booleans(),
+    subagent=st.booleans(),
+    subagent_readonly=st.booleans(),
+    cc_title=st.booleans(),
+    cc_compact=st.booleans(),
+    cc_subagent=st.booleans(),
+    haiku_tier=st.booleans(),
 )
 
 
@@ -667,7 +689,8 @@ def test_detect_never_raises(
 ) -> None:
     d = detect(body, model=model, tokens=tokens, previous_input_tokens=prev, rules=rules)
     assert d.scenario in SCENARIO_ORDER
-    assert (d.explicit is not None) == (d.scenario in ("explicit", "subagent"))
+    tagged = d.scenario == "subagent" and not d.route  # the tag names its target
+    assert (d.explicit is not None) == (d.scenario == "explicit" or tagged)
     orjson.dumps(body)  # still JSON
     sid = session_id(body, [(b"x-claude-code-session-id", model.encode())])
     assert sid is None or (0 < len(sid) <= MAX_SESSION_ID_CHARS)

@@ -1,0 +1,151 @@
+"""What passthrough checks of a provider's successful answer before the client gets it.
+
+Passthrough relays the provider's bytes without translating them, but not blindly
+(hardening.md F4, F10-F12):
+
+- A whole (non-streamed) answer is held until its end (it is the client's one chunk anyway),
+  up to `MAX_CHECKED_BODY_BYTES`, then parsed once: an empty body or one that is not a JSON
+  object is a broken answer (502, and nothing reached the client, so another candidate may
+  serve it), and a 200 whose body is the dialect's error object is the provider failing (as
+  a 5xx would be). The parsed object is handed on, so the usage tap does not parse it again.
+  A larger answer is relayed as it comes, unchecked.
+- A stream is relayed event by event: bytes after the last event boundary wait for the rest
+  of their event, so a stream cut by the provider never leaves the client half an event (the
+  in-band error that ends it is then a whole event of its own). A stream that ends without
+  its terminal event (Anthropic ``message_stop``, OpenAI ``data: [DONE]``) is broken too.
+  Event data is not parsed: invalid JSON inside an event reaches the client as sent (parsing
+  every event would cost passthrough its speed; translated streams do parse and check).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from proxy.errors import ProxyError, UpstreamBadResponseError, UpstreamError
+from proxy.filters.api import Dialect
+
+MAX_CHECKED_BODY_BYTES: Final = 4 * 1024 * 1024  # a larger whole answer passes unchecked
+MAX_PENDING_EVENT_BYTES: Final = 1024 * 1024  # an unfinished event longer than this: unchecked
+
+# How the end of a stream shows, searched in the raw bytes (no parse). Quoted, so text that
+# mentions them (JSON-escaped inside a string) does not match. OpenAI-compatible servers that
+# end with a finish_reason and no [DONE] are accepted.
+# A provider's own error event ends a stream too (it already told the client).
+_TERMINALS: Final = {
+    Dialect.ANTHROPIC: (b'"message_stop"', b"event: error"),
+    Dialect.OPENAI: (
+        b"data: [DONE]",
+        b'"finish_reason":"',
+        b'"finish_reason": "',
+        b'"error":',
+        b'"error" :',
+    ),
+}
+
+
+class PassthroughCheck:
+    __slots__ = ("_body", "_dialect", "_pending", "_size", "_terminal", "checking", "obj", "stream")
+
+    def __init__(self, dialect: Dialect, stream: bool) -> None:
+        self._dialect = dialect
+        self.stream = stream
+        self._terminal = False
+        self._pending = b""  # stream: the unfinished event at the end of what arrived
+        self._body: list[bytes] = []  # whole answer: what arrived
+        self._size = 0
+        self.checking = True  # False once the answer outgrew the checks: bytes just pass
+        self.obj: Any = None  # the parsed whole answer, after end()
+
+    def feed(self, data: bytes) -> bytes:
+        """The bytes that may go to the client now."""
+        if not self.checking:
+            return data
+        if self.stream:
+            return self._feed_stream(data)
+        self._size += len(data)
+        if self._size > MAX_CHECKED_BODY_BYTES:
+            self.checking = False
+            self._body.append(data)
+            held = b"".join(self._body)
+            self._body = []
+            return held
+        self._body.append(data)
+        return b""
+
+    def _feed_stream(self, data: bytes) -> bytes:
+        if self._pending:
+            data = self._pending + data
+            self._pending = b""
+        cut = _after_last_event(data)
+        if cut == len(data):
+            out = data
+        elif cut < 0:
+            if len(data) > MAX_PENDING_EVENT_BYTES:
+                self.checking = False  # one enormous event: let it through as it comes
+                return data
+            self._pending = data
+            return b""
+        else:
+            out, self._pending = data[:cut], data[cut:]
+        if not self._terminal:
+            self._terminal = any(t in out for t in _TERMINALS[self._dialect])
+        return out
+
+    def end(self) -> tuple[bytes, ProxyError | None]:
+        """What is left for the client, or the error the answer amounts to."""
+        if not self.checking:
+            return b"", None
+        if self.stream:
+            if self._pending.strip():
+                return b"", UpstreamBadResponseError("provider stream ended inside an event")
+            if not self._terminal:
+                end = "message_stop" if self._dialect is Dialect.ANTHROPIC else "[DONE]"
+                return b"", UpstreamBadResponseError(
+                    f"provider stream ended without its {end} event"
+                )
+            return self._pending, None
+        body = b"".join(self._body)
+        self._body = []
+        if not body.strip():
+            return b"", UpstreamBadResponseError("provider answered 200 with an empty body")
+        try:
+            obj = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return b"", UpstreamBadResponseError("provider answered invalid JSON")
+        if not isinstance(obj, dict):
+            return b"", UpstreamBadResponseError("provider answered JSON that is not an object")
+        failure = _error_in(obj, self._dialect)
+        if failure is not None:
+            return b"", failure
+        self.obj = obj
+        return body, None
+
+
+def _after_last_event(data: bytes) -> int:
+    """The index just after the last blank line ending an event in ``data``; -1 if none."""
+    lf = data.rfind(b"\n\n")
+    crlf = data.rfind(b"\r\n\r\n")
+    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)
+
+
+def _error_in(obj: dict[str, Any], dialect: Dialect) -> UpstreamError | None:
+    """The provider's error object inside a 2xx answer, as the failure it is."""
+    if dialect is Dialect.ANTHROPIC:
+        if obj.get("type") != "error":
+            return None
+        err = obj.get("error")
+    else:
+        if "choices" in obj or "error" not in obj:
+            return None
+        err = obj.get("error")
+    kind = err.get("type") if isinstance(err, dict) else None
+    text = err.get("message") if isinstance(err, dict) else None
+    overloaded = kind in ("overloaded_error", "server_error") or kind is None
+    error = UpstreamError(
+        f"provider answered 200 with an error: {str(text or kind)[:200]}",
+        status=529 if overloaded else 502,
+    )
+    error.kind = "overloaded_error" if overloaded else "api_error"
+    return error
