@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import logging
 import os
 import signal
@@ -84,6 +85,24 @@ def run_worker(
         return runner.run(main())
 
 
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with(parent: int) -> None:
+    """A worker must not outlive its supervisor (killed with SIGKILL, or crashed): on Linux
+    the kernel then sends the worker SIGTERM, which drains it like any stop. Elsewhere the
+    supervisor's own signal relay is all there is."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # it died before the call above took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _supervise(
     config: JunctionConfig,
     config_path: Path | None,
@@ -94,10 +113,12 @@ def _supervise(
     stopping = False
 
     def spawn(slot: int) -> None:
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # child
             for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 signal.signal(sig, signal.SIG_DFL)
+            _die_with(parent)
             code = 1
             try:
                 code = run_worker(config, config_path, overrides, reuse_port=True)

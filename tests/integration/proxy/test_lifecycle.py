@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from proxy.mock_provider import MockProvider
@@ -187,3 +189,51 @@ def test_two_workers_share_the_port_and_exit_cleanly(mock: MockProvider, tmp_pat
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _children(pid: int) -> set[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return set()
+    return {int(p) for p in text.split()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").exists(), reason="needs Linux /proc")
+def test_workers_exit_when_their_supervisor_is_killed(mock: MockProvider, tmp_path: Path) -> None:
+    """SIGKILL leaves the supervisor no chance to relay a stop: the kernel's parent-death
+    signal drains the workers instead of leaving them serving, orphaned, forever."""
+    port, admin = free_port(), free_port()
+    cfg = base_config(mock.port, listen={"port": port}, admin={"port": admin})
+    path = tmp_path / "junction.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    proc = _spawn(path, "--workers", "2")
+    workers: set[int] = set()
+    try:
+        wait_port(port)
+        deadline = time.monotonic() + 10
+        while len(workers) < 2 and time.monotonic() < deadline:
+            workers = _children(proc.pid)
+            time.sleep(0.05)
+        assert len(workers) == 2
+        proc.kill()
+        proc.wait(5)
+        deadline = time.monotonic() + 15
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for w in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(w, signal.SIGKILL)
