@@ -15,7 +15,13 @@ strategy; ``ordered[0]`` is the choice, the others are fallbacks in strategy ord
   deployment weight to its running score, takes the highest score (the first in config order
   on a tie) and subtracts the eligible total from the one actually used. Deterministic: with
   weights 2:1 the picks go a, b, a, a, b, a, ... and the shares are exact over each cycle.
-  Fallbacks follow the scores (who is due next).
+  Fallbacks follow the scores (who is due next). A deployment that is backed up — requests in
+  flight per unit of weight at least `BACKLOG_MIN` and at least `BACKLOG_RATIO` times (one
+  more than) the least loaded eligible candidate's — sits out the round robin and is only a
+  last fallback until its backlog drains: round robin ignores load, so a deployment that
+  accepts requests and never answers would otherwise keep its full share until its first
+  timeouts (seconds later) open its breaker. Deployments that merely differ in speed stay
+  far below that ratio.
 - least_outstanding: power of two random choices: two distinct candidates drawn at random,
   the one with fewer requests in flight wins (the first drawn on a tie). Fallbacks by
   outstanding count.
@@ -59,6 +65,8 @@ EWMA_ALPHA: Final = 0.3  # weight of the newest time-to-first-byte sample
 RECENT_ERROR_S: Final = 30.0
 EXPLORE_PROBABILITY: Final = 0.05  # latency: share of decisions sent to a random other
 UNKNOWN_QUALITY: Final = 0.5
+BACKLOG_MIN: Final = 8  # weighted: in flight per unit of weight before a backlog counts
+BACKLOG_RATIO: Final = 4.0  # ... and times the least loaded candidate's (plus one)
 MAX_ADHOC_ROUTES: Final = 256  # routes built per request (explicit provider,model) cached
 AFFINITY_MAX_SESSIONS: Final = 10_000
 AFFINITY_TTL_S: Final = 3600.0  # longer than providers' prompt-cache lifetimes
@@ -318,10 +326,14 @@ class Selector:
         if not eligible:
             return Selection((), tuple(rejected))
 
+        backed_up: list[int] = []
         if len(eligible) == 1 or strategy is Strategy.PRIORITY:
             ordered = eligible
         elif strategy is Strategy.WEIGHTED:
-            ordered = self._weighted(entry, eligible)
+            backed_up = _backed_up(entry, eligible)
+            if backed_up:
+                eligible = [i for i in eligible if i not in backed_up]
+            ordered = self._weighted(entry, eligible) if len(eligible) > 1 else eligible
         elif strategy is Strategy.LEAST_OUTSTANDING:
             ordered = self._least_outstanding(entry, eligible)
         elif strategy is Strategy.LATENCY:
@@ -339,6 +351,8 @@ class Selector:
                 weights = entry.weights
                 total = sum([weights[i] for i in eligible])
             entry.scores[ordered[0]] -= total
+        if backed_up:
+            ordered = ordered + sorted(backed_up, key=entry.scores.__getitem__, reverse=True)
         if len(ordered) == len(cands) and ordered == entry.natural:
             chosen = cands  # every candidate, in config order: nothing to build
         elif len(ordered) == 1:
@@ -514,6 +528,19 @@ class Selector:
         if stats is None:
             stats = self._stats[key] = CandidateStats()
         return stats
+
+
+def _backed_up(entry: _RouteEntry, eligible: list[int]) -> list[int]:
+    """Weighted: the eligible candidates with a backlog (see the module docstring), unless
+    that is all of them. Usually none: one pass over the outstanding counts."""
+    stats, weights = entry.stats, entry.weights
+    loads = [stats[i].outstanding / weights[i] for i in eligible]
+    top = max(loads)
+    if top < BACKLOG_MIN:
+        return []
+    limit = max(float(BACKLOG_MIN), BACKLOG_RATIO * (min(loads) + 1.0))
+    out = [i for i, load in zip(eligible, loads, strict=True) if load >= limit]
+    return out if len(out) < len(eligible) else []
 
 
 def _failing(stats: CandidateStats, now: float) -> bool:

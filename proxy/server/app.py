@@ -23,6 +23,7 @@ from proxy.errors import ConfigError
 from proxy.native import native_status
 from proxy.observability.app_log import configure_logging
 from proxy.server.loop import loop_factory
+from proxy.server.malloc import tune_malloc
 from proxy.server.worker import Worker
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ def run_worker(
             return 2
         worker.install_signal_handlers()
         worker.tune_gc()
+        tune_malloc()
         scheme = "https" if config.listen.tls is not None else "http"
         log.info(
             "listening on %s://%s:%d (admin %s; native: %s)",

@@ -13,6 +13,7 @@ from proxy.dialects.transformers.registry import provider_transformers
 from proxy.filters.api import Dialect
 from proxy.routing.catalog import UNKNOWN
 from proxy.routing.selection import (
+    BACKLOG_MIN,
     BREAKER_OPEN,
     EXCLUDED,
     MAX_ADHOC_ROUTES,
@@ -620,3 +621,65 @@ def test_routes_built_per_request_are_bounded_with_their_stats() -> None:
     s.on_end(in_flight, True)
     assert s.tracked == 2 + 2 * MAX_ADHOC_ROUTES
     assert s.stats(s.candidates(configured)[0]).requests == 0
+
+
+# -- weighted: a backed-up deployment sits out ------------------------------------------------
+
+
+def test_weighted_skips_a_deployment_that_stops_answering() -> None:
+    """A deployment that accepts requests and never answers keeps its round-robin share only
+    until BACKLOG_MIN of them are stuck; then it is a last fallback until they drain."""
+    p = provider("p", (1, 1, 1))
+    r = route((p, "m"), strategy=Strategy.WEIGHTED)
+    s = selector(r)
+    stuck: list[Candidate] = []
+    counts: Counter[str] = Counter()
+    for _ in range(3_000):
+        chosen = s.select(r, SMALL).ordered[0]
+        counts[chosen.deployment.name] += 1
+        s.on_start(chosen)
+        if chosen.deployment.name == "d2":
+            stuck.append(chosen)  # never answers
+        else:
+            s.on_end(chosen, ok=True)  # answers at once
+    assert counts["d2"] == BACKLOG_MIN
+    assert counts["d0"] == counts["d1"] == (3_000 - BACKLOG_MIN) // 2
+    # Still a fallback, last.
+    assert keys(s.select(r, SMALL))[-1] == "p/d2/m"
+    # Its requests time out: it rejoins, without a burst to catch up on its missed turns.
+    for cand in stuck:
+        s.on_end(cand, ok=False)
+    picks = Counter(s.select(r, SMALL).ordered[0].deployment.name for _ in range(300))
+    assert picks == Counter({"d0": 100, "d1": 100, "d2": 100})
+
+
+def test_weighted_backlog_is_relative_to_the_others() -> None:
+    """Long streams keep many requests in flight everywhere: a backlog counts only against
+    the least loaded candidate, per unit of weight."""
+    p = provider("p", (2, 1))
+    r = route((p, "m"), strategy=Strategy.WEIGHTED)
+    s = selector(r)
+    d0, d1 = s.candidates(r)
+    for _ in range(60):
+        s.on_start(d0)  # 30 per unit of weight
+    for _ in range(100):
+        s.on_start(d1)  # 100 per unit: below 4 x (30 + 1)
+    picks = Counter(s.select(r, SMALL).ordered[0].deployment.name for _ in range(30))
+    assert picks == Counter({"d0": 20, "d1": 10})
+    for _ in range(30):
+        s.on_start(d1)  # 130: at least 4 x 31 = 124
+    picks = Counter(s.select(r, SMALL).ordered[0].deployment.name for _ in range(30))
+    assert picks == Counter({"d0": 30})
+    assert keys(s.select(r, SMALL)) == ["p/d0/m", "p/d1/m"]
+
+
+def test_weighted_never_leaves_nothing_to_choose() -> None:
+    """When every candidate is backed up alike, the round robin goes on as usual."""
+    p = provider("p", (1, 1))
+    r = route((p, "m"), strategy=Strategy.WEIGHTED)
+    s = selector(r)
+    for cand in s.candidates(r):
+        for _ in range(50):
+            s.on_start(cand)
+    picks = [s.select(r, SMALL).ordered[0].deployment.name for _ in range(4)]
+    assert picks == ["d0", "d1", "d0", "d1"]
