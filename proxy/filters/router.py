@@ -67,7 +67,7 @@ from proxy.routing.runtime import RuntimeConfig
 from proxy.routing.scenarios import ScenarioDecision
 from proxy.routing.sessions import SessionUsage
 from proxy.routing.types import Candidate, Provider, Selection, Timeouts
-from proxy.upstream.api import Exchange, UpstreamClient
+from proxy.upstream.api import Exchange, ResponseHandler, UpstreamClient
 
 # Request headers that never reach a provider: credentials of the client (the provider's own
 # key is injected), framing we recompute, and Junction's own control headers.
@@ -414,27 +414,35 @@ class RouterFilter:
             stats = self._runtime.selector.stats(cand)
             self._hedge_after = hedge_delay(decision.route.hedge, stats)
         self._translator = plan.response
-        headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
-        if info.trace is not None:
-            info.trace.stamp(headers)  # this attempt's span as the provider's parent
-        self._runtime.selector.on_start(cand)
         self._started_s = self._activity_s = now
         try:
-            self._exchange = self._client.request(
-                deployment.origin,
-                req.method,
-                deployment.path_prefix + plan.path,
-                headers,
-                self,
-                end_stream=True,
-                body=plan.body,
-            )
+            self._exchange = self._send(cand, plan, self)
         except UpstreamError as exc:
             self._attempt_failed(_without_origin(exc, cand))
             return
         if not self._watched:
             self._watched = True
             self._sweeper.watch(self)
+
+    def _send(self, cand: Candidate, plan: ExchangePlan, handler: ResponseHandler) -> Exchange:
+        """Send ``plan`` to ``cand``'s deployment, its answer to ``handler`` (this filter, or a
+        hedge leg). Raises UpstreamError when it cannot even start."""
+        req = self._cb.request
+        deployment = cand.deployment
+        headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
+        trace = self._cb.info.trace
+        if trace is not None:
+            trace.stamp(headers)  # this attempt's span as the provider's parent
+        self._runtime.selector.on_start(cand)
+        return self._client.request(
+            deployment.origin,
+            req.method,
+            deployment.path_prefix + plan.path,
+            headers,
+            handler,
+            end_stream=True,
+            body=plan.body,
+        )
 
     def _plan(self, cand: Candidate) -> ExchangePlan:
         """The provider's request for ``cand`` (raises ProxyError when it cannot be made)."""
@@ -497,26 +505,11 @@ class RouterFilter:
             return
         limits = self._limits(decision, provider)
         leg = HedgeLeg(self, nxt, cand, ticket, cluster, plan.response, now, limits)
-        req = self._cb.request
-        info = self._cb.info
-        deployment = cand.deployment
-        headers = _upstream_headers(req.headers, deployment.auth_header, len(plan.body), plan)
-        if info.trace is not None:
-            info.trace.stamp(headers)
-        self._runtime.selector.on_start(cand)
         self._hedged = True
         self._attempts += 1
-        info.attempts = self._attempts
+        self._cb.info.attempts = self._attempts
         try:
-            leg.exchange = self._client.request(
-                deployment.origin,
-                req.method,
-                deployment.path_prefix + plan.path,
-                headers,
-                leg,
-                end_stream=True,
-                body=plan.body,
-            )
+            leg.exchange = self._send(cand, plan, leg)
         except UpstreamError as exc:
             self.hedge_failed(leg, _without_origin(exc, cand))
             return
@@ -584,23 +577,8 @@ class RouterFilter:
         if leg.cluster is not None:
             leg.cluster.release(True)
             leg.cluster = None
-        now = self._clock()
-        cand = leg.cand
-        self._runtime.health.on_result(cand, leg.ticket, outcome, now)
-        self._runtime.selector.on_end(cand, not outcome.failure)
-        self._cb.info.tries.append(
-            AttemptRecord(
-                leg.started_s,
-                now,
-                cand.provider.name,
-                cand.deployment.name,
-                cand.model,
-                cand.key,
-                0,
-                OUTCOME_NAMES[outcome],
-                0.0,
-            )
-        )
+        self._record_try(leg.cand, leg.ticket, outcome, leg.started_s, 0, 0.0)
+        self._runtime.selector.on_end(leg.cand, not outcome.failure)
 
     def _next_index(self) -> int | None:
         decision = self._decision
@@ -702,11 +680,23 @@ class RouterFilter:
         if cluster is not None:
             self._cluster = None
             cluster.release(self._cluster_retry)
+        self._record_try(cand, ticket, outcome, self._started_s, status, self._ttfb_s)
+
+    def _record_try(
+        self,
+        cand: Candidate,
+        ticket: Ticket,
+        outcome: Outcome,
+        started_s: float,
+        status: int,
+        ttfb_s: float,
+    ) -> None:
+        """The health book and the stream's attempt list learn how an attempt ended."""
         now = self._clock()
         self._runtime.health.on_result(cand, ticket, outcome, now)
         self._cb.info.tries.append(
             AttemptRecord(
-                self._started_s,
+                started_s,
                 now,
                 cand.provider.name,
                 cand.deployment.name,
@@ -714,7 +704,7 @@ class RouterFilter:
                 cand.key,
                 status,
                 OUTCOME_NAMES[outcome],
-                self._ttfb_s,
+                ttfb_s,
             )
         )
 
