@@ -143,3 +143,11 @@ def encode_event(event: str | None, data: bytes) -> bytes:
         lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
     return head + b"data: " + data + b"\n\n"
+
+
+def end_of_last_event(buf: bytes | bytearray, start: int = 0) -> int:
+    """The index just after the last blank line (LF LF or CRLF CRLF) ending an event in
+    ``buf[start:]``; -1 if none. For code that forwards whole events without decoding them."""
+    lf = buf.rfind(b"\n\n", start)
+    crlf = buf.rfind(b"\r\n\r\n", start)
+    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)

@@ -19,18 +19,10 @@ from typing import Any, Final
 
 import orjson
 
-from proxy.dialects.sse import MAX_EVENT_BYTES, SSEDecoder
+from proxy.dialects.sse import MAX_EVENT_BYTES, SSEDecoder, end_of_last_event
 from proxy.filters.api import Dialect
 
 MAX_TAPPED_BODY_BYTES: Final = 4 * 1024 * 1024  # a larger whole answer is not read for usage
-
-
-def _after_last_event(buf: bytearray, start: int) -> int:
-    """The index just after the last blank line ending an event in ``buf[start:]``; -1 if
-    none."""
-    lf = buf.rfind(b"\n\n", start)
-    crlf = buf.rfind(b"\r\n\r\n", start)
-    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)
 
 
 def _int(value: object) -> int:
@@ -113,7 +105,7 @@ class UsageTap:
             pending += data
             if not self._pending_usage:
                 self._pending_usage = pending.find(b'"usage"', max(old - 6, 0)) >= 0
-            cut = _after_last_event(pending, max(old - 3, 0))
+            cut = end_of_last_event(pending, max(old - 3, 0))
             if cut < 0:
                 if len(pending) > MAX_EVENT_BYTES:
                     self._decoder = None  # an over-long event: stop looking, bytes still pass

@@ -23,6 +23,7 @@ from typing import Any, Final
 
 import orjson
 
+from proxy.dialects.sse import end_of_last_event
 from proxy.errors import ProxyError, UpstreamBadResponseError, UpstreamError
 from proxy.filters.api import Dialect
 
@@ -78,7 +79,7 @@ class PassthroughCheck:
         if self._pending:
             data = self._pending + data
             self._pending = b""
-        cut = _after_last_event(data)
+        cut = end_of_last_event(data)
         if cut == len(data):
             out = data
         elif cut < 0:
@@ -121,13 +122,6 @@ class PassthroughCheck:
             return b"", failure
         self.obj = obj
         return body, None
-
-
-def _after_last_event(data: bytes) -> int:
-    """The index just after the last blank line ending an event in ``data``; -1 if none."""
-    lf = data.rfind(b"\n\n")
-    crlf = data.rfind(b"\r\n\r\n")
-    return max(lf + 2 if lf >= 0 else -1, crlf + 4 if crlf >= 0 else -1)
 
 
 def _error_in(obj: dict[str, Any], dialect: Dialect) -> UpstreamError | None:

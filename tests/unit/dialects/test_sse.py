@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from proxy.dialects.sse import SSEDecoder, SSEEvent, encode_event
+from proxy.dialects.sse import SSEDecoder, SSEEvent, encode_event, end_of_last_event
 from proxy.errors import UpstreamBadResponseError
 
 STREAMS = Path(__file__).parents[2] / "fixtures" / "dialects" / "streams"
@@ -220,3 +220,20 @@ def test_arbitrary_bytes_decode_the_same_however_split(data: bytes, cut: list[in
     whole = decode_all([data])
     assert decode_all(split_at(data, cut)) == whole
     assert decode_all([data[i : i + 1] for i in range(len(data))]) == whole
+
+
+@pytest.mark.parametrize(
+    ("buf", "start", "cut"),
+    [
+        (b"data: 1\n\ndata: 2\n\n", 0, 18),
+        (b"data: 1\n\ndata: 2", 0, 9),  # the second event is not finished
+        (b"data: 1\r\n\r\ndata: 2\n", 0, 11),
+        (b"data: 1\n\ndata: 2\r\n\r\n", 0, 20),
+        (b"data: 1\ndata: 2\n", 0, -1),  # one line break: an event still open
+        (b"data: 1\n\ndata: 2\n\n", 10, 18),
+        (b"data: 1\n\ndata: 2", 10, -1),  # nothing finished after ``start``
+    ],
+)
+def test_end_of_last_event(buf: bytes, start: int, cut: int) -> None:
+    assert end_of_last_event(buf, start) == cut
+    assert end_of_last_event(bytearray(buf), start) == cut
