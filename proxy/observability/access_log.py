@@ -1,10 +1,11 @@
-"""One line per stream, rendered from StreamInfo, written in batches.
+"""One line per stream, rendered from StreamInfo, written in batches off the event loop.
 
 A finished stream's line is rendered at once, while its info is still in the CPU's caches
 (rendering a batch of a few hundred infos later measured two to three times dearer per line,
-and kept every info alive until then), and written with the rest of its batch when the batch
-reaches ``MAX_BATCH_LINES`` or a short timer fires: the request path pays for one render and
-one append, not a write syscall.
+and kept every info alive until then), and handed to the log's writer thread
+(`proxy.observability.log_writer`) with the rest of its batch when the batch reaches
+``MAX_BATCH_LINES`` or a short timer fires: the request path pays for one render and one
+append, never for a write syscall or a slow sink.
 orjson escapes control characters, so paths or ids cannot inject lines or terminal escapes;
 the text format (``log.format: text``, for terminals) escapes them itself. Neither format has
 a field that could hold prompt text or a key: the key is logged by its configured name.
@@ -21,6 +22,7 @@ from typing import BinaryIO, Literal
 import orjson
 
 from proxy.http.info import StreamInfo
+from proxy.observability.log_writer import LogWriter
 
 MAX_BATCH_LINES = 256  # also bounds the loop's pause to render a batch (~1-2 ms)
 FLUSH_INTERVAL_S = 0.2
@@ -130,35 +132,37 @@ class AccessLog:
         self._owns_out = owns_out  # a file it opened: closed by `close`
         self._loop = loop
         self._render = render_text if fmt == "text" else render_json
-        self._batch: list[bytes] = []  # rendered lines not written yet
+        self._batch: list[bytes] = []  # rendered lines not handed to the writer yet
         self._timer: asyncio.TimerHandle | None = None
+        self.writer = LogWriter(out)
 
     def record(self, info: StreamInfo, breaker: str = "") -> None:
         """``breaker``: the state of the last attempted candidate's breaker, if any."""
         batch = self._batch
         batch.append(self._render(info, breaker, time.time()))
         if len(batch) >= MAX_BATCH_LINES:
-            self.flush()
+            self._hand_off()
         elif self._timer is None:
-            self._timer = self._loop.call_later(FLUSH_INTERVAL_S, self.flush)
+            self._timer = self._loop.call_later(FLUSH_INTERVAL_S, self._hand_off)
 
-    def flush(self) -> None:
+    def _hand_off(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._batch:
-            return
-        data = b"".join(self._batch)
-        self._batch.clear()
-        try:
-            self._out.write(data)
-            self._out.flush()
-        except (OSError, ValueError):
-            pass  # a closed or full log sink must never take the data path down
+        batch = self._batch
+        if batch:
+            self.writer.submit(b"".join(batch), len(batch))
+            batch.clear()
+
+    def flush(self) -> None:
+        """Hand over what is pending and wait until it is written (shutdown, tests)."""
+        self._hand_off()
+        self.writer.drain()
 
     def close(self) -> None:
-        """Write what is pending and close the sink if this log opened it."""
-        self.flush()
+        """Write what is pending, stop the writer and close the sink if this log opened it."""
+        self._hand_off()
+        self.writer.close()
         if self._owns_out:
             with contextlib.suppress(OSError):
                 self._out.close()

@@ -202,6 +202,12 @@ class ProxyMetrics:
             lambda: [((), worker.counters.active_streams)],
         )
         r.gauge(
+            "junction_access_log_dropped_lines_total",
+            "Access-log lines dropped because the log sink could not keep up.",
+            lambda: [((), worker.access_log.writer.dropped_lines if worker.access_log else 0)],
+            kind="counter",
+        )
+        r.gauge(
             "junction_upstream_connections",
             "Upstream pool connections by state.",
             lambda: _pool(worker, ("open", "idle", "connecting")),

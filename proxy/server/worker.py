@@ -326,8 +326,7 @@ class Worker:
         if self.loop_lag is not None:
             self.loop_lag.stop()
         if self.access_log is not None:
-            self.access_log.flush()
-            self.access_log.close()
+            self.access_log.close()  # writes what is pending, then stops its thread
         tracing = self.observer.tracing
         if tracing is not None:
             # The exporter's last batch goes out over HTTP: off the loop, bounded by its timeout.

@@ -32,6 +32,7 @@ def test_lines_are_json_and_escape_terminal_and_newline_injection() -> None:
         log.record(_info(b"/v1/models"))
         assert out.getvalue() == b""  # batched until flushed
         log.flush()
+        log.close()
     finally:
         loop.close()
     raw = out.getvalue()
@@ -49,11 +50,15 @@ def test_a_full_batch_is_written_without_waiting_for_the_timer() -> None:
     loop = asyncio.new_event_loop()
     try:
         log = AccessLog(out, loop)
-        n = 0
-        while not out.getvalue():
+        for _ in range(MAX_BATCH_LINES):
             log.record(_info(b"/v1/messages"))
-            n += 1
-            assert n <= MAX_BATCH_LINES
+        # Handed to the writer thread at once: written without the loop ever running.
+        assert log.writer.drain()
+        assert len(out.getvalue().splitlines()) == MAX_BATCH_LINES
+        log.record(_info(b"/v1/messages"))
+        assert log.writer.drain()
+        assert len(out.getvalue().splitlines()) == MAX_BATCH_LINES  # the next one waits
+        log.close()
     finally:
         loop.close()
-    assert len(out.getvalue().splitlines()) == n
+    assert len(out.getvalue().splitlines()) == MAX_BATCH_LINES + 1
