@@ -255,7 +255,13 @@ def ccr_config(ports: Ports) -> dict[str, object]:
     }
 
 
-def ccr_launch(work: Path, ports: Ports) -> PeerLaunch | str:
+def ccr_launch(
+    work: Path,
+    ports: Ports,
+    config: dict[str, object] | None = None,
+    home: Path | None = None,
+) -> PeerLaunch | str:
+    """Install (once) and describe `ccr start` with `config` (default: the suite's) under `home`."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
         missing = apt_install("npm", "npm", work / "apt.log") or apt_install(
@@ -278,10 +284,10 @@ def ccr_launch(work: Path, ports: Ports) -> PeerLaunch | str:
             )
         if done.returncode != 0 or not cli.exists():
             return f"npm install {CCR_PACKAGE} failed (log: {log})"
-    home = work / "ccr-home"
+    home = home or work / "ccr-home"
     (home / ".claude-code-router").mkdir(parents=True, exist_ok=True)
     (home / ".claude-code-router" / "config.json").write_text(
-        json.dumps(ccr_config(ports), indent=2)
+        json.dumps(ccr_config(ports) if config is None else config, indent=2)
     )
     # A stale pid file from a killed run makes `ccr start` exit at once ("already running").
     (home / ".claude-code-router" / ".claude-code-router.pid").unlink(missing_ok=True)
@@ -331,7 +337,10 @@ general_settings:
 """
 
 
-def litellm_launch(work: Path, ports: Ports, python: str = "python3") -> PeerLaunch | str:
+def litellm_launch(
+    work: Path, ports: Ports, python: str = "python3", config_file: Path | None = None
+) -> PeerLaunch | str:
+    """Install (once) and describe the proxy with `config_file` (default: the suite's config)."""
     venv = work / "litellm" / "venv"
     exe = venv / "bin" / "litellm"
     if not exe.exists():
@@ -348,8 +357,12 @@ def litellm_launch(work: Path, ports: Ports, python: str = "python3") -> PeerLau
                     return f"{' '.join(argv[:3])} ... failed (log: {log})"
         if not exe.exists():
             return f"pip install {LITELLM_REQUIREMENT} gave no litellm command (log: {log})"
-    cfg = work / "litellm.yaml"
-    cfg.write_text(LITELLM_CONFIG.format(mock=ports.mock, mock_bad=ports.mock_bad, key=LITELLM_KEY))
+    cfg = config_file
+    if cfg is None:
+        cfg = work / "litellm.yaml"
+        cfg.write_text(
+            LITELLM_CONFIG.format(mock=ports.mock, mock_bad=ports.mock_bad, key=LITELLM_KEY)
+        )
     version = _first_line(
         [
             str(venv / "bin" / "python"),
