@@ -13,8 +13,11 @@ Passthrough relays the provider's bytes without translating them, but not blindl
   of their event, so a stream cut by the provider never leaves the client half an event (the
   in-band error that ends it is then a whole event of its own). A stream that ends without
   its terminal event (Anthropic ``message_stop``, OpenAI ``data: [DONE]``) is broken too.
-  Event data is not parsed: invalid JSON inside an event reaches the client as sent (parsing
-  every event would cost passthrough its speed; translated streams do parse and check).
+  Each whole event's data is parsed once to check it is JSON (about a microsecond an event,
+  nothing re-encoded): the client's SDK would choke on anything else (hardening.md F11).
+  The events before a broken one go out; the broken one and the rest do not, ``broken`` says
+  why, and the router ends the stream with an in-band error (or, when nothing reached the
+  client yet, tries another candidate).
 """
 
 from __future__ import annotations
@@ -47,7 +50,17 @@ _TERMINALS: Final = {
 
 
 class PassthroughCheck:
-    __slots__ = ("_body", "_dialect", "_pending", "_size", "_terminal", "checking", "obj", "stream")
+    __slots__ = (
+        "_body",
+        "_dialect",
+        "_pending",
+        "_size",
+        "_terminal",
+        "broken",
+        "checking",
+        "obj",
+        "stream",
+    )
 
     def __init__(self, dialect: Dialect, stream: bool) -> None:
         self._dialect = dialect
@@ -58,6 +71,7 @@ class PassthroughCheck:
         self._size = 0
         self.checking = True  # False once the answer outgrew the checks: bytes just pass
         self.obj: Any = None  # the parsed whole answer, after end()
+        self.broken: ProxyError | None = None  # stream: an event that is not JSON was met
 
     def feed(self, data: bytes) -> bytes:
         """The bytes that may go to the client now."""
@@ -76,6 +90,8 @@ class PassthroughCheck:
         return b""
 
     def _feed_stream(self, data: bytes) -> bytes:
+        if self.broken is not None:
+            return b""
         if self._pending:
             data = self._pending + data
             self._pending = b""
@@ -90,6 +106,11 @@ class PassthroughCheck:
             return b""
         else:
             out, self._pending = data[:cut], data[cut:]
+        bad = _first_bad_event(out)
+        if bad >= 0:
+            self.broken = UpstreamBadResponseError("provider sent an event that is not JSON")
+            self._pending = b""
+            out = out[:bad]
         if not self._terminal:
             self._terminal = any(t in out for t in _TERMINALS[self._dialect])
         return out
@@ -122,6 +143,52 @@ class PassthroughCheck:
             return b"", failure
         self.obj = obj
         return body, None
+
+
+def _first_bad_event(events: bytes) -> int:
+    """The offset of the first event in ``events`` (whole events only) whose data is neither
+    JSON nor ``[DONE]``; -1 when every one is fine."""
+    start = 0
+    end = len(events)
+    while start < end:
+        lf = events.find(b"\n\n", start)
+        crlf = events.find(b"\r\n\r\n", start)
+        if lf < 0 and crlf < 0:
+            stop = nxt = end
+        elif crlf < 0 or 0 <= lf < crlf:
+            stop, nxt = lf, lf + 2
+        else:
+            stop, nxt = crlf, crlf + 4
+        if not _data_is_json(events[start:stop]):
+            return start
+        start = nxt
+    return -1
+
+
+def _data_is_json(event: bytes) -> bool:
+    """An event's ``data:`` lines (joined by line breaks, as SSE does) parse as JSON, or are
+    ``[DONE]``; an event without data (a comment, a bare ``event:``) passes."""
+    pos = event.find(b"data:")
+    if pos < 0:
+        return True
+    if (pos == 0 or event[pos - 1] == 0x0A) and event.find(b"\n", pos) < 0:
+        payload = event[pos + 5 :]  # the usual event: one data line, the last one
+    else:
+        parts: list[bytes] = []
+        for line in event.split(b"\n"):
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if line.startswith(b"data:"):
+                parts.append(line[5:])
+        payload = b"\n".join(parts)
+    payload = payload.strip()
+    if not payload or payload == b"[DONE]":
+        return True
+    try:
+        orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return True
 
 
 def _error_in(obj: dict[str, Any], dialect: Dialect) -> UpstreamError | None:

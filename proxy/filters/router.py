@@ -843,6 +843,9 @@ class RouterFilter:
                 self._usage.feed(data)  # a checked whole answer is parsed once, at its end
             if check is not None:
                 data = check.feed(data)
+                if check.broken is not None:
+                    self._passthrough_broken(check.broken, data)
+                    return
         held = self._held
         if held is not None and tr is not None and tr.ended and verdict != STREAM_CONTENT:
             # The translator gave up on the provider's stream (not JSON, ...) before any
@@ -883,6 +886,20 @@ class RouterFilter:
             self._paused = True
             if self._exchange is not None:
                 self._exchange.pause_reading()
+
+    def _passthrough_broken(self, error: ProxyError, good: bytes) -> None:
+        """A passthrough stream sent an event that is not JSON: the events before it go to
+        the client, then the in-band error ends the stream. When nothing reached the client
+        yet, another candidate may serve the request instead."""
+        self._check = None
+        if self._head_pending:
+            self._held = None
+            self._abandon_attempt(error)
+            return
+        self._flush_held()
+        if good:
+            self._cb.encode_data(good, False)
+        self._abandon(error)
 
     def on_upstream_end(self) -> None:
         if self._discard:

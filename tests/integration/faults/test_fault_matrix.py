@@ -872,11 +872,6 @@ def test_f11_an_event_over_the_size_cap_ends_the_stream(rig: Rig) -> None:
     rig.assert_settled(run)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="passthrough SSE is relayed unparsed: invalid JSON in a data line reaches the client "
-    "as is; hardening.md F11 expects an in-band error and the end of the stream",
-)
 def test_f11_non_json_data_on_passthrough_ends_in_band(rig: Rig) -> None:
     broken = b"event: content_block_delta\ndata: {this is not json\n\n"
     server = rig.h1(sse_answer([anthropic_start(), broken, *_anthropic_rest("more")]))
@@ -884,6 +879,18 @@ def test_f11_non_json_data_on_passthrough_ends_in_band(rig: Rig) -> None:
     r = ask(run, stream=True)
     assert "this is not json" not in r.text
     assert in_band_error(r.text, "anthropic") == "api_error"
+
+
+def test_f11_non_json_first_event_on_passthrough_falls_back(rig: Rig) -> None:
+    """Nothing reached the client yet: another candidate serves the request."""
+    broken = b"event: message_start\ndata: {this is not json\n\n"
+    server = rig.h1(sse_answer([broken, *_anthropic_rest("more")]))
+    run, backup_mock = with_backup(rig, server.port)
+    r = ask(run, stream=True)
+    assert r.status_code == 200 and r.headers[ROUTE].startswith("backup,")
+    assert "this is not json" not in r.text and "message_stop" in r.text
+    assert backup_mock.recorder.requests_total == 1
+    rig.assert_settled(run)
 
 
 def test_f11_passthrough_stream_ending_without_its_stop_gets_an_error(rig: Rig) -> None:

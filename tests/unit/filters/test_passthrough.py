@@ -90,3 +90,42 @@ def test_a_large_answer_passes_unchecked() -> None:
     second = b"y" * (MAX_CHECKED_BODY_BYTES // 2 + 10)
     assert check.feed(second) == first + second  # over the bound: everything held goes out
     assert check.feed(b"z") == b"z" and check.end() == (b"", None)
+
+
+BAD = b"event: content_block_delta\ndata: {this is not json\n\n"
+
+
+@given(st.lists(st.integers(0, len(EVENTS[0] + BAD + EVENTS[2])), max_size=8))
+def test_an_event_that_is_not_json_stops_the_stream_before_it(cuts: list[int]) -> None:
+    check = PassthroughCheck(Dialect.ANTHROPIC, stream=True)
+    out = _run(check, _split(EVENTS[0] + BAD + EVENTS[2], cuts))
+    assert out == EVENTS[0]  # the good event before it, whole; nothing from it on
+    assert isinstance(check.broken, UpstreamBadResponseError)
+
+
+def test_event_data_forms_that_are_fine() -> None:
+    fine = [
+        b"data: [DONE]\n\n",
+        b": a comment, no data\n\n",
+        b"event: ping\n\n",
+        b'data: {"a":\ndata: 1}\n\n',  # one JSON value over two data lines
+        b'data:{"no":"space"}\r\n\r\n',
+        b'id: 7\ndata: {"x": 1}\nretry: 10\n\n',
+        b'data: {"text": "data: not a line start"}\n\n',
+    ]
+    check = PassthroughCheck(Dialect.OPENAI, stream=True)
+    stream = b"".join(fine)
+    assert check.feed(stream) == stream
+    assert check.broken is None
+
+
+def test_event_data_forms_that_are_broken() -> None:
+    for bad in (
+        b"data: {}\ndata: {}\n\n",  # two JSON values joined: not one
+        b"data: hello\n\n",
+        b'event: x\ndata: {"cut":\n\n',
+        b"data: [DONE] \ndata: more\n\n",
+    ):
+        check = PassthroughCheck(Dialect.OPENAI, stream=True)
+        assert check.feed(bad) == b""
+        assert check.broken is not None, bad
