@@ -89,6 +89,8 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.protocol.http2",
     "proxy.protocol.http2_guard",
     "proxy.protocol.http2_headers",
+    "proxy.protocol.http2_hpack",
+    "proxy.protocol.http2_native",
     "proxy.protocol.http2_streams",
     "proxy.protocol.limits",
     "proxy.resilience.breaker",

@@ -56,6 +56,7 @@ PositiveInt = Annotated[int, Field(gt=0)]
 Seconds = Annotated[float, Field(gt=0)]
 Dialect = Literal["anthropic", "openai"]
 Http1Codec = Literal["auto", "httptools", "h11"]
+Http2Codec = Literal["auto", "native", "h2"]
 UpstreamProtocol = Literal["auto", "http1", "h2", "h2c"]
 RouteStrategy = Literal["priority", "weighted", "least_outstanding", "latency", "cost"]
 Fraction = Annotated[float, Field(ge=0, le=1)]
@@ -97,6 +98,7 @@ class AdminConfig(_Section):
 class ServerConfig(_Section):
     loop: Literal["auto", "uvloop", "asyncio"] = "auto"  # auto: uvloop when importable
     http: Http1Codec = "auto"  # downstream HTTP/1.1 codec
+    http2: Http2Codec = "auto"  # downstream HTTP/2 codec: auto = native, h2 = the reference
     workers: Annotated[int, Field(ge=1)] = 1
     drain_timeout_s: Seconds = 30.0
     max_connections: PositiveInt = 10_000

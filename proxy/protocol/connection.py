@@ -58,6 +58,7 @@ class ConnectionSettings:
     request_body_timeout_s: float
     keepalive_timeout_s: float
     write_buffer_high_bytes: int
+    http2_impl: str = "auto"  # auto | native | h2
 
 
 class StreamFactory(Protocol):
@@ -101,6 +102,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._active_h1: ActiveStream | None = None
         self._queued: deque[Event] = deque()
         self._write_paused = False
+        self._flush_scheduled = False
         self._read_paused = False
         self._closed = False
         self._draining = False
@@ -209,6 +211,7 @@ class DownstreamConnection(asyncio.Protocol):
             "h2" if proto == "h2" else "http/1.1",
             self._settings.http1_impl,  # type: ignore[arg-type]
             self._settings.limits,
+            self._settings.http2_impl,  # type: ignore[arg-type]
         )
         self.codec = codec
         self._h2 = proto == "h2"
@@ -278,7 +281,7 @@ class DownstreamConnection(asyncio.Protocol):
             return
         codec.send_headers(stream_id, status, headers, end)
         if end:
-            self._flush()
+            self._flush_soon()
         # Otherwise body bytes follow at once (streams start a response only when they have
         # its first bytes), and the head leaves in the same write.
 
@@ -287,7 +290,7 @@ class DownstreamConnection(asyncio.Protocol):
         if codec is None or self._closed:
             return
         codec.send_data(stream_id, data, end)
-        self._flush()
+        self._flush_soon()
 
     def stream_writable(self, stream_id: int) -> bool:
         if self._write_paused or self._closed:
@@ -303,7 +306,7 @@ class DownstreamConnection(asyncio.Protocol):
         if self._h2 and self.codec is not None:
             self._streams.pop(stream_id, None)
             self.codec.reset_stream(stream_id)
-            self._flush()
+            self._flush_soon()
         else:
             # HTTP/1.1 cannot abort one response: a truncated body plus close tells the client.
             self._close()
@@ -311,7 +314,7 @@ class DownstreamConnection(asyncio.Protocol):
     def acknowledge(self, stream_id: int, nbytes: int) -> None:
         if self._h2 and self.codec is not None and nbytes:
             self.codec.acknowledge_received(stream_id, nbytes)
-            self._flush()
+            self._flush_soon()
 
     def on_stream_done(self, stream: ActiveStream) -> None:
         self._streams.pop(stream.stream_id, None)
@@ -406,12 +409,29 @@ class DownstreamConnection(asyncio.Protocol):
         if out:
             self.transport.write(out)
 
+    def _flush_soon(self) -> None:
+        """HTTP/2: what the streams write within one loop iteration (answers of many streams
+        arriving from their upstreams together) leaves in one transport write, one syscall,
+        at the end of the iteration. HTTP/1.1 answers one request at a time: written now."""
+        if not self._h2:
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._scheduled_flush)
+
+    def _scheduled_flush(self) -> None:
+        self._flush_scheduled = False
+        if not self._closed:
+            self._flush()
+
     def _close(self) -> None:
         if self._closed:
             return
         self._closed = True
         self._cancel_timer()
         if self.transport is not None:
+            if self._flush_scheduled:
+                self._flush()  # HTTP/2 frames _flush_soon still holds go first
             self.transport.close()  # flushes what is buffered first
 
     # -- timers -----------------------------------------------------------------------------------

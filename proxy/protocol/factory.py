@@ -12,12 +12,20 @@ def make_server_codec(
     protocol: Literal["h2", "http/1.1"],
     http1_impl: Literal["auto", "httptools", "h11"],
     limits: CodecLimits,
+    http2_impl: Literal["auto", "native", "h2"] = "auto",
 ) -> ServerCodec:
-    """``http1_impl`` "auto" takes httptools (llhttp) when it imports, h11 otherwise."""
+    """``http1_impl`` "auto" takes httptools (llhttp) when it imports, h11 otherwise;
+    ``http2_impl`` "auto" takes the native codec, "h2" the reference one over h2."""
     if protocol == "h2":
-        from proxy.protocol.http2 import H2ServerCodec
+        if http2_impl == "h2":
+            from proxy.protocol.http2 import H2ServerCodec
 
-        return H2ServerCodec(limits)
+            return H2ServerCodec(limits)
+        if http2_impl not in ("auto", "native"):
+            raise ValueError(f"unknown HTTP/2 implementation {http2_impl!r}")
+        from proxy.protocol.http2_native import NativeH2ServerCodec
+
+        return NativeH2ServerCodec(limits)
     if protocol != "http/1.1":
         raise ValueError(f"unknown protocol {protocol!r}")
     if http1_impl == "h11":

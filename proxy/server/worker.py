@@ -78,6 +78,7 @@ def connection_settings(cfg: JunctionConfig) -> ConnectionSettings:
     return ConnectionSettings(
         limits=lim.codec_limits(),
         http1_impl=cfg.server.http,
+        http2_impl=cfg.server.http2,
         request_header_timeout_s=lim.request_header_timeout_s,
         request_body_timeout_s=lim.request_body_timeout_s,
         keepalive_timeout_s=lim.keepalive_timeout_s,

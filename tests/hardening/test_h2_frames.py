@@ -2,7 +2,8 @@
 frames built on hpack and hyperframe (h2spec cannot be installed here). Each case asserts the
 frame Junction answers with, whether the connection closed, that the mock provider received
 nothing it should not have, and (through the fixtures) that no connection, exchange or task
-is left once Junction drains."""
+is left once Junction drains. Every case runs against both HTTP/2 codecs (``server.http2``:
+native and the reference over h2)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import time
 import tracemalloc
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from h2.errors import ErrorCodes
@@ -28,6 +30,19 @@ MSG = json.dumps(
         "messages": [{"role": "user", "content": "hi"}],
     }
 ).encode()
+
+
+@pytest.fixture(params=["native", "h2"])
+def junction_factory(
+    junction_factory: Callable[..., Running], request: pytest.FixtureRequest
+) -> Callable[..., Running]:
+    """The harness's factory with ``server.http2`` set to the codec under test."""
+
+    def make(**sections: Any) -> Running:
+        server = {"http2": request.param, **sections.pop("server", {})}
+        return junction_factory(server=server, **sections)
+
+    return make
 
 
 @pytest.fixture
@@ -382,3 +397,21 @@ def test_slow_body_on_a_stream_times_out(
         assert c.statuses.get(3) == 200
     finally:
         c.close()  # else the held stream keeps the fixture's drain waiting
+
+
+def test_the_configured_codec_serves(run: Running, request: pytest.FixtureRequest) -> None:
+    expected = {"native": "NativeH2ServerCodec", "h2": "H2ServerCodec"}
+    impl = request.node.callspec.params["junction_factory"]
+
+    def codecs() -> list[str]:
+        conns = run.worker.conns.conns
+        return [type(conn.codec).__name__ for conn in conns if conn.codec is not None]
+
+    c = RawH2(run.port)
+    try:
+        c.send(c.headers(1, GET_MODELS))
+        c.read_until(lambda _: c.ended(1))
+        assert c.statuses.get(1) == 200
+        assert run.lt.call(codecs) == [expected[impl]]
+    finally:
+        c.close()

@@ -1,10 +1,12 @@
-"""Properties of H2ServerCodec: any input yields events or DownstreamProtocolError (with a
-GOAWAY queued), and how the byte stream is split into reads never changes the events."""
+"""Properties of both HTTP/2 server codecs (native and h2): any input yields events or
+DownstreamProtocolError (with a GOAWAY queued), and how the byte stream is split into reads
+never changes the events."""
 
 from __future__ import annotations
 
 import struct
 
+import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from hyperframe.frame import GoAwayFrame
@@ -13,9 +15,17 @@ from hypothesis import strategies as st
 
 from proxy.errors import DownstreamProtocolError
 from proxy.events import Event
-from proxy.protocol.http2 import H2ServerCodec
 from proxy.protocol.limits import CodecLimits
-from tests.unit.protocol.test_http2_support import PREFACE, RawClient, parse_frames
+from tests.unit.protocol.test_http2_support import (
+    IMPLEMENTATIONS,
+    PREFACE,
+    Codec,
+    RawClient,
+    make_codec,
+    parse_frames,
+)
+
+each_codec = pytest.mark.parametrize("impl", IMPLEMENTATIONS)
 
 _SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -50,17 +60,20 @@ frames_strategy = st.lists(
 _GET = [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/"), (b":authority", b"a")]
 
 
-def _feed(codec: H2ServerCodec, chunks: list[bytes]) -> list[Event]:
+def _feed(codec: Codec, chunks: list[bytes]) -> list[Event]:
     events: list[Event] = []
     for chunk in chunks:
         events += codec.receive(chunk, 0.0)
     return events
 
 
+@each_codec
 @_SETTINGS
 @given(frames_strategy, st.lists(st.integers(1, 64), max_size=8))
-def test_any_input_gives_events_or_a_protocol_error(frames: list[bytes], cuts: list[int]) -> None:
-    codec = H2ServerCodec(CodecLimits())
+def test_any_input_gives_events_or_a_protocol_error(
+    impl: str, frames: list[bytes], cuts: list[int]
+) -> None:
+    codec = make_codec(CodecLimits(), impl)
     codec.receive(RawClient().preface(), 0.0)
     codec.data_to_send()
     data = b"".join(frames)
@@ -116,25 +129,29 @@ streams_strategy = st.lists(
 )
 
 
+@each_codec
 @_SETTINGS
 @given(streams_strategy, st.lists(st.integers(0, 1 << 16), max_size=10))
-def test_split_points_do_not_change_events(streams: list, cuts: list[int]) -> None:
+def test_split_points_do_not_change_events(impl: str, streams: list, cuts: list[int]) -> None:
     data = _client_bytes(streams)
-    whole = _feed(H2ServerCodec(CodecLimits()), [data])
+    whole = _feed(make_codec(CodecLimits(), impl), [data])
     points = sorted({c % (len(data) + 1) for c in cuts})
     chunks = [data[a:b] for a, b in zip([0, *points], [*points, len(data)], strict=True)]
-    assert _feed(H2ServerCodec(CodecLimits()), chunks) == whole
+    assert _feed(make_codec(CodecLimits(), impl), chunks) == whole
     assert len([e for e in whole if type(e).__name__ == "RequestHeaders"]) == len(streams)
 
 
-def test_byte_by_byte_gives_the_same_events() -> None:
+@each_codec
+def test_byte_by_byte_gives_the_same_events(impl: str) -> None:
     data = _client_bytes([(b"/a", [b"x" * 100, b"y" * 7]), (b"/b", []), (b"/c", [b"z"])])
-    whole = _feed(H2ServerCodec(CodecLimits()), [data])
-    assert _feed(H2ServerCodec(CodecLimits()), [data[i : i + 1] for i in range(len(data))]) == whole
+    whole = _feed(make_codec(CodecLimits(), impl), [data])
+    bytewise = [data[i : i + 1] for i in range(len(data))]
+    assert _feed(make_codec(CodecLimits(), impl), bytewise) == whole
     assert len(whole) == 3 + 3
 
 
-def test_preface_split_anywhere_is_accepted() -> None:
+@each_codec
+def test_preface_split_anywhere_is_accepted(impl: str) -> None:
     for cut in range(len(PREFACE) + 1):
-        codec = H2ServerCodec(CodecLimits())
+        codec = make_codec(CodecLimits(), impl)
         assert _feed(codec, [PREFACE[:cut], PREFACE[cut:]]) == []

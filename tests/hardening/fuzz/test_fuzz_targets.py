@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
@@ -27,6 +28,7 @@ from proxy.dialects.translate.o2a_response import openai_to_anthropic_response
 from proxy.dialects.translate.o2a_stream import OpenAIToAnthropicStream
 from proxy.errors import DownstreamProtocolError, ProxyError
 from proxy.protocol.http2 import H2ServerCodec
+from proxy.protocol.http2_native import NativeH2ServerCodec
 from proxy.protocol.limits import CodecLimits
 from tests.hardening.test_h1_differential import check_agreement, mutated
 from tests.property.test_http2_property import frames_strategy
@@ -67,11 +69,12 @@ def test_fuzz_http1_codecs() -> None:
     run_target(target)
 
 
-def test_fuzz_http2_codec() -> None:
+@pytest.mark.parametrize("codec_class", [NativeH2ServerCodec, H2ServerCodec])
+def test_fuzz_http2_codec(codec_class: type[NativeH2ServerCodec | H2ServerCodec]) -> None:
     @_BATCH
     @given(frames=frames_strategy, cut=st.integers(1, 64))
     def target(frames: list[bytes], cut: int) -> None:
-        codec = H2ServerCodec(CodecLimits())
+        codec = codec_class(CodecLimits())
         data = RawClient().preface() + b"".join(frames)
         try:
             for i in range(0, len(data), cut):

@@ -1,5 +1,5 @@
-"""H2ServerCodec: handshake, requests and responses, flow control, drain (sans I/O, driven by a
-real h2 client)."""
+"""The HTTP/2 server codecs (native and h2): handshake, requests and responses, flow
+control, drain (sans I/O, driven by a real h2 client)."""
 
 from __future__ import annotations
 
@@ -27,12 +27,13 @@ from proxy.events import (
     StreamReset,
 )
 from proxy.protocol.codec import ServerCodec
-from proxy.protocol.http2 import H2ServerCodec
 from proxy.protocol.limits import CodecLimits
 
 from .test_http2_support import (
     GET,
     Peer,
+    implementation,
+    make_codec,
     of_type,
     open_peer,
     parse_frames,
@@ -40,9 +41,12 @@ from .test_http2_support import (
     raw_codec,
 )
 
+__all__ = ["implementation"]
+pytestmark = pytest.mark.usefixtures("implementation")
+
 
 def test_satisfies_the_server_codec_protocol() -> None:
-    codec: ServerCodec = H2ServerCodec(CodecLimits())
+    codec: ServerCodec = make_codec()
     assert codec.alpn == "h2"
     assert codec.send_error_response(400, [], b"") is False
 
@@ -391,7 +395,7 @@ def test_client_goaway() -> None:
 
 
 def test_bad_preface_is_a_connection_error() -> None:
-    codec = H2ServerCodec(CodecLimits())
+    codec = make_codec()
     codec.data_to_send()
     with pytest.raises(DownstreamProtocolError):
         codec.receive(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)

@@ -1,11 +1,17 @@
 """Helpers for the HTTP/2 codec tests: a real h2 client wired to the codec without sockets,
-and a raw frame builder (hpack + hyperframe) for what a real client refuses to send."""
+and a raw frame builder (hpack + hyperframe) for what a real client refuses to send.
+
+Both server codecs run the same tests: a module that uses ``pytestmark =
+pytest.mark.usefixtures("implementation")`` runs each test once with the native codec and
+once with the reference over h2; `make_codec` (and so `Peer` and `raw_codec`) builds the one
+under test."""
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
+import pytest
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.events import Event as H2Event
@@ -26,7 +32,29 @@ from hyperframe.frame import (
 
 from proxy.events import Event, RequestHeaders
 from proxy.protocol.http2 import H2ServerCodec
+from proxy.protocol.http2_native import NativeH2ServerCodec
 from proxy.protocol.limits import CodecLimits
+
+Codec = H2ServerCodec | NativeH2ServerCodec
+IMPLEMENTATIONS = ("native", "h2")
+_under_test = {"impl": "native"}
+
+
+def make_codec(limits: CodecLimits | None = None, impl: str | None = None) -> Codec:
+    """The codec under test (see ``implementation``), or the one ``impl`` names."""
+    if (impl or _under_test["impl"]) == "h2":
+        return H2ServerCodec(limits or CodecLimits())
+    return NativeH2ServerCodec(limits or CodecLimits())
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def implementation(request: pytest.FixtureRequest) -> Iterator[str]:
+    impl = str(request.param)
+    before = _under_test["impl"]
+    _under_test["impl"] = impl
+    yield impl
+    _under_test["impl"] = before
+
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 GET = [
@@ -65,14 +93,14 @@ def of_type(frames: Iterable[Frame], kind: type[Frame]) -> list:
 
 
 class Peer:
-    """A real h2 client talking to an H2ServerCodec through byte hand-offs."""
+    """A real h2 client talking to a server codec through byte hand-offs."""
 
     def __init__(
         self,
         limits: CodecLimits | None = None,
         client_settings: dict[int, int] | None = None,
     ) -> None:
-        self.codec = H2ServerCodec(limits or CodecLimits())
+        self.codec = make_codec(limits)
         self.client = H2Connection(H2Configuration(client_side=True, header_encoding=None))
         if client_settings:
             values = {SettingCodes.ENABLE_PUSH: 0, **client_settings}
@@ -178,9 +206,9 @@ class RawClient:
         return GoAwayFrame(0, last_stream_id=last, error_code=code).serialize()
 
 
-def raw_codec(limits: CodecLimits | None = None) -> tuple[H2ServerCodec, RawClient]:
+def raw_codec(limits: CodecLimits | None = None) -> tuple[Codec, RawClient]:
     """A codec that has seen a raw client's preface and SETTINGS ACK."""
-    codec = H2ServerCodec(limits or CodecLimits())
+    codec = make_codec(limits)
     raw = RawClient()
     assert codec.receive(raw.preface() + raw.settings_ack(), 0.0) == []
     codec.data_to_send()
