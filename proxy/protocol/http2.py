@@ -61,6 +61,8 @@ from proxy.events import (
 from proxy.headers import Headers
 from proxy.protocol.http2_guard import H2AbuseError, H2AbuseGuard
 from proxy.protocol.http2_headers import (
+    LOCAL_REPLY_BODY,
+    RESPONSE_CONNECTION_SPECIFIC,
     MalformedRequestError,
     check_trailers,
     parse_request_headers,
@@ -71,19 +73,7 @@ from proxy.protocol.limits import CodecLimits
 _DEFAULT_WINDOW = 65535
 _H2_UNLIMITED_STREAMS = 2**31 - 1
 _KNOWN_SETTINGS = frozenset(int(code) for code in SettingCodes)
-# Defensive: the proxy strips hop-by-hop headers, but HTTP/2 forbids these outright.
-_CONNECTION_SPECIFIC = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
-)
 _STATUS = {code: str(code).encode() for code in range(100, 600)}
-# One body that both dialects' SDKs understand: Anthropic reads error.type, OpenAI
-# error.message.
-_LOCAL_REPLY_BODY = {
-    413: b'{"type":"error","error":{"type":"request_too_large",'
-    b'"message":"Request body exceeds the configured limit"}}',
-    431: b'{"type":"error","error":{"type":"invalid_request_error",'
-    b'"message":"Request headers exceed the configured limit"}}',
-}
 
 
 class H2ServerCodec:
@@ -315,7 +305,7 @@ class H2ServerCodec:
     def _local_reply(self, sid: int, status: int, request_ended: bool) -> None:
         """Answer a request the proxy never sees, then stop the upload (RFC 9113 §8.1)."""
         conn = self._conn
-        body = _LOCAL_REPLY_BODY[status]
+        body = LOCAL_REPLY_BODY[status]
         try:
             fits = len(body) <= min(
                 conn.local_flow_control_window(sid), conn.max_outbound_frame_size
@@ -340,7 +330,7 @@ class H2ServerCodec:
         block: Headers = [(b":status", _STATUS.get(status) or str(status).encode())]
         for field in headers:
             name = field[0]
-            if name in _CONNECTION_SPECIFIC:
+            if name in RESPONSE_CONNECTION_SPECIFIC:
                 continue
             block.append(field if name.islower() else (name.lower(), field[1]))
         self._table.send_headers(stream_id, block, end_stream)

@@ -43,6 +43,20 @@ _CONNECTION_SPECIFIC = frozenset(
 # The empty name is here so that the main loop refuses it at no cost.
 _SPECIAL = _CONNECTION_SPECIFIC | {b"host", b"content-length", b"cookie", b"te", b""}
 _SCHEMES = frozenset({b"http", b"https"})
+
+# Response side, shared by both HTTP/2 codecs. Defensive: the proxy strips hop-by-hop headers,
+# but HTTP/2 forbids these outright (TE included, which a request may carry as "trailers").
+RESPONSE_CONNECTION_SPECIFIC = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
+)
+# The codecs' own answers to requests the proxy never sees. One body that both dialects' SDKs
+# understand: Anthropic reads error.type, OpenAI error.message.
+LOCAL_REPLY_BODY = {
+    413: b'{"type":"error","error":{"type":"request_too_large",'
+    b'"message":"Request body exceeds the configured limit"}}',
+    431: b'{"type":"error","error":{"type":"invalid_request_error",'
+    b'"message":"Request headers exceed the configured limit"}}',
+}
 _WHITESPACE = frozenset({0x20, 0x09})
 
 

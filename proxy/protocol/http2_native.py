@@ -51,6 +51,8 @@ from proxy.events import (
 from proxy.headers import Headers
 from proxy.protocol.http2_guard import H2AbuseError, H2AbuseGuard
 from proxy.protocol.http2_headers import (
+    LOCAL_REPLY_BODY,
+    RESPONSE_CONNECTION_SPECIFIC,
     MalformedRequestError,
     check_trailers,
     parse_request_headers,
@@ -119,19 +121,6 @@ _CLOSED_RECV_RST: Final = 3
 _HEAD: Final = struct.Struct(">IBI")
 _PAIR: Final = struct.Struct(">II")
 _SETTING: Final = struct.Struct(">HI")
-
-# Defensive: the proxy strips hop-by-hop headers, but HTTP/2 forbids these outright.
-_CONNECTION_SPECIFIC: Final = frozenset(
-    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade", b"te"}
-)
-# One body that both dialects' SDKs understand: Anthropic reads error.type, OpenAI
-# error.message (the reference codec answers with the same bytes).
-_LOCAL_REPLY_BODY: Final = {
-    413: b'{"type":"error","error":{"type":"request_too_large",'
-    b'"message":"Request body exceeds the configured limit"}}',
-    431: b'{"type":"error","error":{"type":"invalid_request_error",'
-    b'"message":"Request headers exceed the configured limit"}}',
-}
 
 
 class H2ConnectionError(DownstreamProtocolError):
@@ -703,7 +692,7 @@ class NativeH2ServerCodec:
 
     def _local_reply(self, sid: int, status: int, request_ended: bool, window: int) -> None:
         """Answer a request the proxy never sees, then stop the upload (RFC 9113 §8.1)."""
-        body = _LOCAL_REPLY_BODY[status]
+        body = LOCAL_REPLY_BODY[status]
         size = len(body)
         fits = size <= min(window, self._conn_send, self._peer_max_frame)
         block = bytearray()
@@ -772,7 +761,7 @@ class NativeH2ServerCodec:
         encode_status(out, status)
         for field in headers:
             name = field[0]
-            if name in _CONNECTION_SPECIFIC:
+            if name in RESPONSE_CONNECTION_SPECIFIC:
                 continue
             encode_field(out, name if name.islower() else name.lower(), field[1])
         size = len(out) - at - 9
