@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import orjson
 
 from proxy.dialects.errors import client_status, error_body
-from proxy.dialects.sse import SSEDecoder, encode_event
+from proxy.dialects.sse import SSEDecoder, SSEEvent, encode_event
 from proxy.dialects.transformers.api import JSONObject, TransformContext
 from proxy.dialects.translate.a2o_request import (
     anthropic_to_openai_request,
@@ -402,7 +402,7 @@ class ResponseTranslator:
             )
         return orjson.dumps(body)
 
-    def _events(self, events: list[Any], *, eof: bool) -> bytes:
+    def _events(self, events: list[SSEEvent], *, eof: bool) -> bytes:
         out: list[bytes] = []
         for ev in events:
             if self._ended:

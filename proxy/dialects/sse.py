@@ -24,7 +24,7 @@ parse one layer up and becomes an error; but a provider that merely omits the la
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import final
 
 from proxy.errors import UpstreamBadResponseError
 
@@ -33,9 +33,27 @@ MAX_EVENT_BYTES = 4 * 1024 * 1024  # one event (data + the line being read), ups
 _BOM = b"\xef\xbb\xbf"
 
 
-class SSEEvent(NamedTuple):
-    event: str | None  # the `event:` field, None when absent or empty
-    data: bytes  # the `data:` lines joined with LF
+@final
+class SSEEvent:
+    """One dispatched event. A plain class rather than a NamedTuple: compiled, building one is
+    a C allocation, where a NamedTuple runs its Python-level ``__new__`` per event."""
+
+    __slots__ = ("data", "event")
+
+    def __init__(self, event: str | None, data: bytes) -> None:
+        self.event = event  # the `event:` field, None when absent or empty
+        self.data = data  # the `data:` lines joined with LF
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SSEEvent):
+            return NotImplemented
+        return self.event == other.event and self.data == other.data
+
+    def __hash__(self) -> int:
+        return hash((self.event, self.data))
+
+    def __repr__(self) -> str:
+        return f"SSEEvent({self.event!r}, {self.data!r})"
 
 
 class SSEDecoder:
@@ -59,10 +77,12 @@ class SSEDecoder:
             self._skip_lf = False
             if data[:1] == b"\n":
                 data = data[1:]
-        if b"\r" in data:
+        # find(), not `in`: bytes.__contains__ first tries its operand as an integer, and
+        # builds (then drops) a formatted TypeError for every bytes operand.
+        if data.find(b"\r") >= 0:
             self._skip_lf = data[-1:] == b"\r"
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if b"\n" not in data:
+        if data.find(b"\n") < 0:
             if data:
                 self._tail.append(data)
                 self._tail_len += len(data)
@@ -139,7 +159,7 @@ def encode_event(event: str | None, data: bytes) -> bytes:
     """One SSE event. Line breaks inside `data` become separate ``data:`` lines, so the decoder
     gives the same bytes back (with CR and CRLF turned into LF)."""
     head = b"" if event is None else b"event: " + event.encode() + b"\n"
-    if b"\n" in data or b"\r" in data:
+    if data.find(b"\n") >= 0 or data.find(b"\r") >= 0:
         lines = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
         return head + b"".join(b"data: " + line + b"\n" for line in lines) + b"\n"
     return head + b"data: " + data + b"\n\n"

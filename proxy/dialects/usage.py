@@ -121,7 +121,7 @@ class UsageTap:
             del pending[:cut]  # what is left is the unfinished event
             self._pending_usage = pending.find(b'"usage"') >= 0
             for ev in events:
-                if b'"usage"' in ev.data:
+                if ev.data.find(b'"usage"') >= 0:
                     self._parse(ev.data)
         elif self._body is not None:
             self._size += len(data)

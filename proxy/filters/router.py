@@ -755,7 +755,7 @@ class RouterFilter:
         self._status = status
         self._progress += 1
         cand = self._cand
-        sse = any(k == b"content-type" and b"event-stream" in v for k, v in headers)
+        sse = any(k == b"content-type" and v.find(b"event-stream") >= 0 for k, v in headers)
         if cand is not None:
             ttfb = self._clock() - self._started_s
             self._runtime.selector.on_first_byte(cand, ttfb)

@@ -51,7 +51,7 @@ def normalize_path(target: bytes) -> str:
     raw = target if q < 0 else target[:q]
     if not raw.startswith(b"/"):
         raise BadPathError("request target must be an absolute path")
-    if b"%" in raw:
+    if raw.find(b"%") >= 0:
         low = raw.lower()
         if b"%2e" in low or b"%2f" in low or b"%5c" in low or b"%00" in low:
             raise BadPathError("encoded dots or slashes are not allowed in the path")
