@@ -92,6 +92,8 @@ CONFIG_TEMPLATE = """\
 listen: {{host: 127.0.0.1, port: {port}}}
 admin: {{host: 127.0.0.1, port: {admin_port}}}
 server: {{workers: 1}}
+limits:
+  max_in_flight_requests: 4096  # overload protection (default 1,024) sits at 1,000 streams
 upstream:
   # 1,000 streams at once need 1,000 HTTP/1.1 connections to the mock (default pool: 256)
   max_connections_per_origin: 4096

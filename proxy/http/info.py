@@ -2,25 +2,57 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, final
 
 if TYPE_CHECKING:
     from proxy.observability.trace_context import TraceState
 
 
-class AttemptRecord(NamedTuple):
+@final
+class AttemptRecord:
     """One upstream attempt, appended by the router when the attempt ends (metrics count
-    outcomes, tracing makes a client span of each)."""
+    outcomes, tracing makes a client span of each). A plain class, not a NamedTuple: compiled,
+    building one is a C allocation instead of a Python-level ``__new__`` per attempt."""
 
-    start_s: float
-    end_s: float
-    provider: str
-    deployment: str
-    model: str
-    key: str  # the candidate key its breaker is kept under
-    status: int  # 0: no response head
-    outcome: str  # proxy.resilience.outcome.Outcome's value
-    ttfb_s: float  # time to the response head of an event stream; 0 otherwise
+    __slots__ = (
+        "deployment",
+        "end_s",
+        "key",
+        "model",
+        "outcome",
+        "provider",
+        "start_s",
+        "status",
+        "ttfb_s",
+    )
+
+    def __init__(
+        self,
+        start_s: float,
+        end_s: float,
+        provider: str,
+        deployment: str,
+        model: str,
+        key: str,
+        status: int,
+        outcome: str,
+        ttfb_s: float,
+    ) -> None:
+        self.start_s = start_s
+        self.end_s = end_s
+        self.provider = provider
+        self.deployment = deployment
+        self.model = model
+        self.key = key  # the candidate key its breaker is kept under
+        self.status = status  # 0: no response head
+        self.outcome = outcome  # proxy.resilience.outcome.Outcome's value
+        self.ttfb_s = ttfb_s  # time to the response head of an event stream; 0 otherwise
+
+    def __repr__(self) -> str:
+        return (
+            f"AttemptRecord({self.provider}/{self.deployment}/{self.model}, "
+            f"status={self.status}, outcome={self.outcome})"
+        )
 
 
 class StreamInfo:
