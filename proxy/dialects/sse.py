@@ -73,6 +73,10 @@ class SSEDecoder:
 
     def feed(self, data: bytes) -> list[SSEEvent]:
         """Consume one chunk and return the events it completes."""
+        if not self._tail and not self._data and not self._bom and not self._skip_lf:
+            one = self._one_event(data)
+            if one is not None:
+                return [one]
         if self._skip_lf:
             self._skip_lf = False
             if data[:1] == b"\n":
@@ -102,6 +106,30 @@ class SSEDecoder:
         if self._size + self._tail_len > self._max:
             raise self._too_large()
         return events
+
+    def _one_event(self, data: bytes) -> SSEEvent | None:
+        """The shape nearly every provider read has, once the stream runs: exactly one whole
+        event, ``data: X`` (optionally after ``event: N``) and a blank line, LF only. Decoded
+        here without the split and line loop; None for anything else (the general path)."""
+        end = len(data) - 2
+        if end < 6 or data[end:] != b"\n\n" or self._event is not None:
+            return None
+        first = data.find(b"\n")
+        if first == end:  # one line: data: X
+            if data[:6] != b"data: ":
+                return None
+            name = None
+            value = data[6:end]
+        elif data[:7] == b"event: " and data[first + 1 : first + 7] == b"data: ":
+            if data.find(b"\n", first + 1) != end:
+                return None
+            name = data[7:first].decode("utf-8", "replace") or None
+            value = data[first + 7 : end]
+        else:
+            return None
+        if data.find(b"\r") >= 0 or len(value) + 1 > self._max:
+            return None  # CRs and over-long events take the general path (and its errors)
+        return SSEEvent(name, value)
 
     def close(self) -> list[SSEEvent]:
         """End of the body: deliver what is pending as a final event (see the module doc)."""

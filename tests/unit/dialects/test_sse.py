@@ -237,3 +237,32 @@ def test_arbitrary_bytes_decode_the_same_however_split(data: bytes, cut: list[in
 def test_end_of_last_event(buf: bytes, start: int, cut: int) -> None:
     assert end_of_last_event(buf, start) == cut
     assert end_of_last_event(bytearray(buf), start) == cut
+
+
+event_shaped = st.one_of(
+    st.binary(max_size=80),
+    st.builds(
+        lambda name, data, eol: (b"event: " + name + eol if name is not None else b"")
+        + b"data: "
+        + data
+        + eol
+        + eol,
+        st.none() | st.binary(max_size=12),
+        st.binary(max_size=40),
+        st.sampled_from(LINE_ENDINGS),
+    ),
+)
+
+
+@SETTINGS
+@given(chunk=event_shaped, after=st.binary(max_size=40))
+def test_a_read_holding_one_whole_event_decodes_as_in_any_other_read(
+    chunk: bytes, after: bytes
+) -> None:
+    # Once the stream runs, a read of exactly one event takes a shortcut past the line loop;
+    # it must give what the same bytes give inside a larger read, and leave the same state.
+    first = b"data: warm-up\n\n"
+    alone = SSEDecoder()
+    got = alone.feed(first) + alone.feed(chunk) + alone.feed(after) + alone.close()
+    joined = SSEDecoder()
+    assert got == joined.feed(first + chunk + after) + joined.close()
