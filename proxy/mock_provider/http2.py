@@ -138,6 +138,7 @@ class Http2Session:
         for stream in self._streams.values():
             if stream.runner is not None:
                 stream.runner.cancel()
+                stream.runner = None
         self._streams.clear()
 
     # used by streams
@@ -164,6 +165,7 @@ class Http2Session:
             if stream.end_requested and not stream.pending:
                 conn.end_stream(sid)
                 self._streams.pop(sid, None)
+                stream.runner = None  # runner <-> stream: leave nothing for the cyclic GC
         except h2.exceptions.StreamClosedError:
             self._forget(sid)
         self._flush()
@@ -222,6 +224,7 @@ class Http2Session:
         stream = self._streams.pop(stream_id, None)
         if stream is not None and stream.runner is not None:
             stream.runner.cancel()
+            stream.runner = None
 
     def _flush(self) -> None:
         data = self._conn.data_to_send()

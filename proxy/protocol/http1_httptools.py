@@ -74,17 +74,19 @@ class _HeadSink:
 
 
 class _ChunkSink:
-    """httptools callbacks for a chunked body. No on_header: trailers are never buffered."""
+    """httptools callbacks for a chunked body. No on_header: trailers are never buffered.
+    It keeps the decoded pieces rather than a reference to the codec, which would make the
+    codec, this sink and the decoder a cycle that only the cyclic collector could free (one
+    per closed connection, kept until a full collection walked past them all)."""
 
-    __slots__ = ("codec", "done", "events")
+    __slots__ = ("done", "pieces")
 
-    def __init__(self, codec: HttptoolsServerCodec) -> None:
-        self.codec = codec
-        self.events: list[Event] = []
+    def __init__(self) -> None:
+        self.pieces: list[bytes] = []
         self.done = False
 
     def on_body(self, data: bytes) -> None:
-        self.codec._body_bytes(data, self.events)
+        self.pieces.append(data)
 
     def on_message_complete(self) -> None:
         self.done = True
@@ -95,7 +97,7 @@ class HttptoolsServerCodec(Http1ServerCodecBase):
         super().__init__(limits)
         self._head_sink = _HeadSink()
         self._parser: HttpRequestParser | None = None  # set while at a message boundary
-        self._chunk_sink = _ChunkSink(self)
+        self._chunk_sink = _ChunkSink()
         self._decoder: HttpRequestParser | None = None  # reused for the next chunked body
         self._tail = b""  # last bytes fed to the decoder, to spot a CRLFCRLF split by reads
 
@@ -163,13 +165,18 @@ class HttptoolsServerCodec(Http1ServerCodecBase):
             i = data.find(b"\r\n\r\n", pos)
             end = n if i < 0 else i + 4
         sink = self._chunk_sink
-        sink.events = events
         decoder = self._decoder
         assert decoder is not None
+        pieces = sink.pieces
         try:
             decoder.feed_data(memoryview(data)[pos:end])
         except HttpParserError as exc:
+            pieces.clear()
             raise bad_request(f"malformed chunked body: {exc}") from None
+        if pieces:
+            for piece in pieces:
+                self._body_bytes(piece, events)
+            pieces.clear()
         self._check_body_total()
         if sink.done:
             self._chunked_done(events)  # the decoder is at a message boundary: kept

@@ -252,6 +252,7 @@ class Http1Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._on_eof()
         self.transport = None
+        self._codec.detach()  # nothing reads from it again: let refcounting free us both
 
     def _on_eof(self) -> None:
         ex = self._ex

@@ -44,6 +44,23 @@ class ResponseSink(Protocol):
     def on_response_end(self) -> None: ...
 
 
+class DetachedSink:
+    """The sink of a codec whose connection is gone: drops whatever still arrives. Swapping
+    it in (`Http1ClientCodec.detach`) breaks the connection -> codec -> sink cycle, so
+    reference counting frees a closed connection at once instead of the cyclic collector."""
+
+    __slots__ = ()
+
+    def on_response_head(self, status: int, headers: Headers) -> None:
+        pass
+
+    def on_response_data(self, data: bytes) -> None:
+        pass
+
+    def on_response_end(self) -> None:
+        pass
+
+
 class Http1ClientCodec(Protocol):
     def encode_request(
         self,
@@ -77,6 +94,10 @@ class Http1ClientCodec(Protocol):
     @property
     def reusable(self) -> bool:
         """Inside and after on_response_end: the exchange allows another on this connection."""
+        ...
+
+    def detach(self) -> None:
+        """The connection closed for good: forget the sink (see `DetachedSink`)."""
         ...
 
 
@@ -292,6 +313,14 @@ class HttptoolsCodec:
             self._on_end()
             return True
         return False
+
+    def detach(self) -> None:
+        sink = DetachedSink()
+        self._on_head = sink.on_response_head
+        self._on_end = sink.on_response_end
+        self.on_body = sink.on_response_data
+        # The parser holds this codec as its protocol: a parser that does not is swapped in.
+        self._parser = httptools.HttpResponseParser(sink)
 
     # -- llhttp callbacks ---------------------------------------------------------------
     def on_header(self, name: bytes, value: bytes) -> None:

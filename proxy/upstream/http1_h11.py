@@ -11,7 +11,7 @@ import h11
 
 from proxy.errors import UpstreamProtocolError
 from proxy.headers import Headers
-from proxy.upstream.http1_codec import ResponseSink, request_framing, too_large
+from proxy.upstream.http1_codec import DetachedSink, ResponseSink, request_framing, too_large
 
 
 class _H11Data(Protocol):
@@ -32,6 +32,9 @@ class H11Codec:
         self._max_header_bytes = max_header_bytes
         self._conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=max_header_bytes)
         self.reusable = False
+
+    def detach(self) -> None:
+        self._sink = DetachedSink()
 
     def encode_request(
         self,

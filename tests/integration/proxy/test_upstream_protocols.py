@@ -84,3 +84,52 @@ def test_tls_upstream_with_ca_file_and_alpn(
         assert r.json()["error"]["type"] == "api_error"
     finally:
         lt.run(tls_mock.stop())
+
+
+def _proxy_garbage(collect: Callable[[], None]) -> dict[str, int]:
+    """Runs ``collect`` with the cyclic collector off, then returns the Junction (and mock)
+    objects only that collector could free; the clients' own garbage is left out."""
+    import collections
+    import gc
+
+    gc.collect()
+    gc.disable()
+    try:
+        collect()
+        gc.set_debug(gc.DEBUG_SAVEALL)
+        gc.collect()
+        found = collections.Counter(
+            f"{type(o).__module__}.{type(o).__qualname__}"
+            for o in gc.garbage
+            if type(o).__module__.startswith("proxy.")
+        )
+    finally:
+        gc.set_debug(0)
+        gc.garbage.clear()
+        gc.enable()
+    return dict(found)
+
+
+def test_closed_h2_connections_leave_no_cyclic_garbage(
+    junction_factory: Callable[..., Running], mock: MockProvider
+) -> None:
+    """HTTP/2 on both sides: a client connection that closes, and the upstream connection
+    closed by the pool's shutdown, are freed by reference counting alone."""
+    run = junction_factory(
+        providers=[_provider(f"http://127.0.0.1:{mock.port}", "h2c")],
+        router={"default": "up,claude-sonnet-4-5"},
+    )
+
+    async def one_client() -> None:
+        async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:
+            r = await client.post(run.url + "/v1/messages", json=MSG, headers=HEADERS)
+            assert r.status_code == 200 and r.http_version == "HTTP/2"
+
+    asyncio.run(one_client())  # warm pools and caches first
+
+    def clients_then_shutdown() -> None:
+        for _ in range(5):
+            asyncio.run(one_client())
+        run.drain()  # closes the upstream h2c connection too
+
+    assert _proxy_garbage(clients_then_shutdown) == {}

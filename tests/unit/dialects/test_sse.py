@@ -242,11 +242,9 @@ def test_end_of_last_event(buf: bytes, start: int, cut: int) -> None:
 event_shaped = st.one_of(
     st.binary(max_size=80),
     st.builds(
-        lambda name, data, eol: (b"event: " + name + eol if name is not None else b"")
-        + b"data: "
-        + data
-        + eol
-        + eol,
+        lambda name, data, eol: (
+            (b"event: " + name + eol if name is not None else b"") + b"data: " + data + eol + eol
+        ),
         st.none() | st.binary(max_size=12),
         st.binary(max_size=40),
         st.sampled_from(LINE_ENDINGS),
