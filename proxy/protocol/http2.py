@@ -137,15 +137,15 @@ class H2ServerCodec:
                 reason = f"{type(exc).__name__}: {str(exc)[:120]!r}"
                 raise DownstreamProtocolError(f"HTTP/2 protocol error ({reason})") from exc
             return self._dispatch(h2_events, now)
-        except H2AbuseError as exc:
-            self._fail(exc.error_code)
+        except H2AbuseError as abuse:
+            self._fail(abuse.error_code)
             raise
         except DownstreamProtocolError:
             raise
-        except Exception as exc:
+        except Exception as bug:
             # A library or codec bug must still end in a GOAWAY and a typed error.
             self._fail(ErrorCodes.INTERNAL_ERROR)
-            raise DownstreamProtocolError("internal HTTP/2 codec error") from exc
+            raise DownstreamProtocolError("internal HTTP/2 codec error") from bug
 
     def _dispatch(self, h2_events: Iterable[object], now: float) -> list[Event]:
         self._batch += 1
