@@ -93,6 +93,7 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.protocol.http2_native",
     "proxy.protocol.http2_streams",
     "proxy.protocol.limits",
+    "proxy.protocol.write_batch",
     "proxy.resilience.breaker",
     "proxy.resilience.health",
     "proxy.resilience.outcome",

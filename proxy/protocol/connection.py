@@ -42,6 +42,7 @@ from proxy.protocol.codec import ServerCodec
 from proxy.protocol.detect import detect_protocol
 from proxy.protocol.factory import make_server_codec
 from proxy.protocol.limits import CodecLimits
+from proxy.protocol.write_batch import WriteBatch
 
 MAX_QUEUED_PIPELINE_EVENTS = 64  # events of pipelined requests held while one is answered
 # After an HTTP/1.1 framing error: how long the socket keeps reading (and dropping) what the
@@ -87,8 +88,10 @@ class DownstreamConnection(asyncio.Protocol):
         registry: ConnectionRegistry,
         loop: asyncio.AbstractEventLoop,
         clock: Callable[[], float],
+        writes: WriteBatch,
     ) -> None:
         self._settings = settings
+        self._writes = writes
         self._factory = factory
         self._registry = registry
         self._loop = loop
@@ -410,16 +413,15 @@ class DownstreamConnection(asyncio.Protocol):
             self.transport.write(out)
 
     def _flush_soon(self) -> None:
-        """HTTP/2: what the streams write within one loop iteration (answers of many streams
-        arriving from their upstreams together) leaves in one transport write, one syscall,
-        at the end of the iteration. HTTP/1.1 answers one request at a time: written now."""
-        if not self._h2:
-            self._flush()
-        elif not self._flush_scheduled:
+        """What this connection writes within one loop iteration (answers of many HTTP/2
+        streams, or of pipelined requests, arriving together) leaves in one transport write
+        at the end of the iteration, together with every other connection's
+        (`proxy.protocol.write_batch`)."""
+        if not self._flush_scheduled:
             self._flush_scheduled = True
-            self._loop.call_soon(self._scheduled_flush)
+            self._writes.add(self)
 
-    def _scheduled_flush(self) -> None:
+    def flush_batched(self) -> None:
         self._flush_scheduled = False
         if not self._closed:
             self._flush()

@@ -32,6 +32,7 @@ from proxy.observability.observer import StreamObserver
 from proxy.observability.proxy_metrics import LoopLagMonitor, ProxyMetrics
 from proxy.observability.usage import UsageTotals
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
+from proxy.protocol.write_batch import WriteBatch
 from proxy.routing.runtime import RuntimeConfig
 from proxy.server.listener import bind_socket, server_tls_context
 from proxy.server.streams import Counters, ProxyStreamFactory, RuntimeHolder
@@ -235,9 +236,10 @@ class Worker:
         loop: asyncio.AbstractEventLoop,
     ) -> Callable[[], DownstreamConnection]:
         clock = self._clock
+        writes = WriteBatch(loop)  # one per worker: all its connections write together
 
         def make() -> DownstreamConnection:
-            return DownstreamConnection(settings, factory, registry, loop, clock)
+            return DownstreamConnection(settings, factory, registry, loop, clock, writes)
 
         return make
 
