@@ -131,9 +131,9 @@ def test_a_server_that_never_answers_produces_timeouts_and_the_run_still_ends() 
 def test_connection_close_after_each_response_means_reconnecting_not_errors() -> None:
     accepted: list[int] = []
     closing = CANNED_RESPONSE.replace(b"\r\n\r\n", b"\r\nconnection: close\r\n\r\n", 1)
-    # A reconnect can stall for a SYN retransmit when the suite has left many sockets in
-    # TIME_WAIT (once in CI: 354 responses in the warmup, none in a 0.2 s window): more
-    # connections and a longer window, so one stalled reconnect cannot empty the window.
+    # Once in CI both reconnects stalled past a 0.2 s window (354 responses in the warmup,
+    # none in the window; cause not found, a SYN retransmit is one candidate): more
+    # connections and a longer window, so one stalled reconnect cannot empty it.
     stats = run_generator(
         lambda: ScriptedServerConnection(accepted, response=closing, close_after=True),
         connections=4,
