@@ -141,25 +141,43 @@ def _throughput_section(sc: dict[str, Any]) -> list[str]:
 
 
 def _low_rate_section(sc: dict[str, Any]) -> list[str]:
-    d, j = sc.get("b_direct"), sc.get("b_junction")
+    d, j, n = sc.get("b_direct"), sc.get("b_junction"), sc.get("b_nginx")
     out = [
         "## b. Added latency at one connection (open loop, 1,000 req/s, 1 connection)",
         "",
-        "| | p50 ms | p99 ms | service p50 ms | service p99 ms | late | errors |",
-        "|---|--:|--:|--:|--:|--:|--:|",
+        "| | p50 ms | p99 ms | service p50 ms | service p99 ms | late | errors"
+        " | proxy CPU µs/req |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for label, run in (("direct to mock", d), ("through Junction", j)):
+    rows = [("direct to mock", d, None), ("through Junction", j, "junction")]
+    if n:
+        rows.append(("through nginx (reference)", n, "nginx"))
+    for label, run, role in rows:
+        cpu = _f(_cpu(run, role), 1) if role else ""
         out.append(
             f"| {label} | {_f(_lat(run, 'p50'))} | {_f(_lat(run, 'p99'))}"
             f" | {_f(_lat(run, 'p50', 'service_ms'))} | {_f(_lat(run, 'p99', 'service_ms'))}"
-            f" | {run['late'] if run else NA} | {_errors(run)} |"
+            f" | {run['late'] if run else NA} | {_errors(run)} | {cpu} |"
         )
-    out.append(
-        f"| **added by Junction** | **{_f(_diff(_lat(j, 'p50'), _lat(d, 'p50')))}**"
-        f" | **{_f(_diff(_lat(j, 'p99'), _lat(d, 'p99')))}**"
-        f" | {_f(_diff(_lat(j, 'p50', 'service_ms'), _lat(d, 'p50', 'service_ms')))}"
-        f" | {_f(_diff(_lat(j, 'p99', 'service_ms'), _lat(d, 'p99', 'service_ms')))} | | |"
-    )
+    for label, run, bold in (("added by Junction", j, "**"), ("added by nginx", n, "")):
+        if run is None and not bold:
+            continue
+        out.append(
+            f"| {bold}{label}{bold} | {bold}{_f(_diff(_lat(run, 'p50'), _lat(d, 'p50')))}{bold}"
+            f" | {bold}{_f(_diff(_lat(run, 'p99'), _lat(d, 'p99')))}{bold}"
+            f" | {_f(_diff(_lat(run, 'p50', 'service_ms'), _lat(d, 'p50', 'service_ms')))}"
+            f" | {_f(_diff(_lat(run, 'p99', 'service_ms'), _lat(d, 'p99', 'service_ms')))}"
+            " | | | |"
+        )
+    if n:
+        out += [
+            "",
+            "nginx runs on Junction's core in the same run, as a reference for what one proxy"
+            " hop costs here. At one request per millisecond each proxy's core sleeps between"
+            " requests, and on a virtual machine waking it (twice per request: the request, then"
+            " the upstream's answer) costs tens of microseconds of CPU, which is why both"
+            " proxies spend several times their per-request CPU under full load.",
+        ]
     return out
 
 
@@ -170,7 +188,10 @@ def _rate_section(sc: dict[str, Any]) -> list[str]:
         "| path | achieved req/s | p50 ms | p90 ms | p99 ms | p99.9 ms | max ms | late | errors |",
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
-    for label, key in (("direct to mock", "c_direct"), ("through Junction", "c_junction")):
+    rows = [("direct to mock", "c_direct"), ("through Junction", "c_junction")]
+    if sc.get("c_nginx"):
+        rows.append(("through nginx (reference)", "c_nginx"))
+    for label, key in rows:
         run = sc.get(key)
         cells = " | ".join(_f(_lat(run, p)) for p in ("p50", "p90", "p99", "p99.9", "max"))
         out.append(
@@ -218,6 +239,10 @@ def _goals_section(results: dict[str, Any]) -> list[str]:
     add50 = _diff(_lat(b_j, "p50"), _lat(b_d, "p50"))
     add99 = _diff(_lat(b_j, "p99"), _lat(b_d, "p99"))
     p99 = _lat(sc.get("c_junction"), "p99")
+    b_n, c_n = sc.get("b_nginx"), sc.get("c_nginx")
+    ref50 = _ref(_us(_diff(_lat(b_n, "p50"), _lat(b_d, "p50"))), "µs")
+    ref99 = _ref(_us(_diff(_lat(b_n, "p99"), _lat(b_d, "p99"))), "µs")
+    ref_c = _ref(_lat(c_n, "p99"), "ms")
     rss = mem.get("rss_idle_after_start_kb")
     rss_mb = rss / 1024 if rss is not None else None
     per_conn = mem.get("kb_per_connection")
@@ -230,16 +255,24 @@ def _goals_section(results: dict[str, Any]) -> list[str]:
         f"| ≥ {g['rps']:,.0f} req/s per worker (closed loop, best of a and a') | {_f(rps, 0)} req/s"
         f" (CPU-implied capacity {_f(capacity, 0)}) | {_met(rps, g['rps'], at_least=True)} |",
         f"| added latency ≤ {g['added_p50_ms'] * 1000:.0f} µs p50 at one connection |"
-        f" {_f(_us(add50), 0)} µs | {_met(add50, g['added_p50_ms'])} |",
+        f" {_f(_us(add50), 0)} µs{ref50} | {_met(add50, g['added_p50_ms'])} |",
         f"| added latency ≤ {g['added_p99_ms'] * 1000:.0f} µs p99 at one connection |"
-        f" {_f(_us(add99), 0)} µs | {_met(add99, g['added_p99_ms'])} |",
-        f"| p99 ≤ {g['p99_at_10k_ms']:g} ms at 10,000 req/s | {_f(p99)} ms"
+        f" {_f(_us(add99), 0)} µs{ref99} | {_met(add99, g['added_p99_ms'])} |",
+        f"| p99 ≤ {g['p99_at_10k_ms']:g} ms at 10,000 req/s | {_f(p99)} ms{ref_c}"
         f" | {_met(p99, g['p99_at_10k_ms'])} |",
         f"| ≤ {g['rss_idle_mb']:g} MB RSS idle | {_f(rss_mb, 1)} MB"
         f" | {_met(rss_mb, g['rss_idle_mb'])} |",
         f"| ≤ {g['kb_per_idle_conn']:g} KB per idle keep-alive connection | {_f(per_conn, 1)} KB"
         f" | {_met(per_conn, g['kb_per_idle_conn'])} |",
     ]
+
+
+def _ref(value: float | None, unit: str) -> str:
+    """nginx's figure from the same run, shown beside Junction's."""
+    if value is None:
+        return ""
+    digits = 0 if unit == "µs" else 3
+    return f" (nginx: {_f(value, digits)} {unit})"
 
 
 def _busy(percent_by_core: dict[str, float]) -> str:
@@ -291,6 +324,7 @@ def _machine_section(results: dict[str, Any]) -> list[str]:
         f"| Python | {m['python']} |",
         f"| uvloop / httptools | {m['uvloop']} / {m['httptools']} |",
         f"| wrk | {m['wrk'] or 'not installed'} |",
+        f"| nginx (reference in b. and c.) | {results.get('nginx_version') or 'not measured'} |",
         f"| pinning | {pinning} |",
         f"| load average at start / end | {load} / {load_end} |",
         f"| cores busy before / after the run (other processes, 1 s) | {background}"

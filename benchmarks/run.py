@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ import orjson
 
 from benchmarks.idle_conns import IdleConnections
 from benchmarks.machine import background_busy_percent, machine_info
+from benchmarks.peers import Ports, nginx_launch
 from benchmarks.procs import (
     BenchError,
     Service,
@@ -47,6 +49,11 @@ from benchmarks.wrk import lua_script, parse_report
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
 PROXY_CPU, LOAD_CPU = 0, 1  # Junction alone on core 0; generator and mock on core 1
+SCENARIOS = [
+    ("a", "max throughput", ["--closed-loop", "--connections", "32"]),
+    ("b", "1,000 req/s, 1 connection", ["--rate", "1000", "--connections", "1"]),
+    ("c", "10,000 req/s, 32 connections", ["--rate", "10000", "--connections", "32"]),
+]
 
 
 class Bench:
@@ -156,7 +163,15 @@ class Bench:
     # -- scenarios -----------------------------------------------------------------------------
     def run(self) -> None:
         base = self.args.port_base
-        ports = {"mock": base, "junction": base + 1, "admin": base + 2, "canned": base + 3}
+        ports = {
+            "mock": base,
+            "junction": base + 1,
+            "admin": base + 2,
+            "canned": base + 3,
+            "nginx": base + 4,
+            "nginx_h2": base + 5,
+            "nginx_fault": base + 6,
+        }
         busy = [f"{name} {port}" for name, port in ports.items() if not port_is_free(port)]
         if busy:
             raise BenchError(f"port busy: {', '.join(busy)}; free it or pass --port-base")
@@ -168,6 +183,7 @@ class Bench:
         if self.junction_alive("start"):  # d. memory first, before load grows caches and pools
             self.memory(ports["junction"])
         self.against_mock(ports, {"mock": mock.pid})
+        self.nginx_reference(ports, {"mock": mock.pid})
         if self.junction_alive("the load scenarios"):
             self.results["memory"]["rss_after_load_kb"] = rss_kb(self.junction_pid)
         # a'. The same as a. with an upstream that costs almost nothing, so that the shared
@@ -205,18 +221,44 @@ class Bench:
     def against_mock(self, ports: dict[str, int], servers: dict[str, int]) -> None:
         sc = self.results["scenarios"]
         direct = url(ports["mock"])
-        plan = [
-            ("a", "max throughput", ["--closed-loop", "--connections", "32"]),
-            ("b", "1,000 req/s, 1 connection", ["--rate", "1000", "--connections", "1"]),
-            ("c", "10,000 req/s, 32 connections", ["--rate", "10000", "--connections", "32"]),
-        ]
-        for key, title, mode in plan:
+        for key, title, mode in SCENARIOS:
             sc[f"{key}_direct"] = self.loadgen(f"{key}. {title}, direct", direct, mode, servers)
             self.via_junction(f"{key}_junction", f"{key}. {title}, Junction", ports, mode, servers)
             if key == "a":
                 sc["a_wrk_direct"] = self.wrk("a. wrk, direct", direct)
                 if self.junction_alive("a. max throughput"):
                     sc["a_wrk_junction"] = self.wrk("a. wrk, Junction", url(ports["junction"]))
+
+    def nginx_reference(self, ports: dict[str, int], servers: dict[str, int]) -> None:
+        """b. and c. through nginx on Junction's core: what any proxy hop costs on this machine.
+
+        On a VM most of the one-connection figure is waking an idle core twice per request;
+        nginx, measured in the same run, shows how much of it is the hop rather than Junction.
+        """
+        if self.args.no_nginx:
+            return
+        peer_ports = replace(
+            Ports.from_base(0),  # only the mock's and nginx's ports are used
+            mock=ports["mock"],
+            mock_bad=ports["mock"],
+            nginx=ports["nginx"],
+            nginx_h2=ports["nginx_h2"],
+            nginx_fault=ports["nginx_fault"],
+        )
+        how = nginx_launch(self.work, peer_ports)
+        if isinstance(how, str):
+            self.results["errors"].append(f"nginx reference not measured: {how}")
+            return
+        self.results["nginx_version"] = how.version
+        nginx = self.start("nginx", how.argv, PROXY_CPU, how.port)
+        try:
+            target = f"http://127.0.0.1:{how.port}/v1/messages"
+            measure = servers | {"nginx": nginx.pid}
+            sc = self.results["scenarios"]
+            for key, title, mode in SCENARIOS[1:]:
+                sc[f"{key}_nginx"] = self.loadgen(f"{key}. {title}, nginx", target, mode, measure)
+        finally:
+            self.services.stop(nginx)
 
     def via_junction(
         self, key: str, title: str, ports: dict[str, int], mode: list[str], servers: dict[str, int]
@@ -330,7 +372,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=2.0)
     p.add_argument("--quick", action="store_true", help="2 s scenarios, 200 idle connections")
     p.add_argument("--idle-connections", type=int, default=1000)
-    p.add_argument("--port-base", type=int, default=18780, help="mock, Junction, admin, canned")
+    p.add_argument(
+        "--port-base", type=int, default=18780, help="mock, Junction, admin, canned, nginx (+0..+6)"
+    )
+    p.add_argument(
+        "--no-nginx", action="store_true", help="skip the nginx reference for b. and c."
+    )
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     p.add_argument("--results", type=Path, default=BENCH / "RESULTS-overhead.md")
     p.add_argument("--json", type=Path, default=BENCH / "results-overhead.json")

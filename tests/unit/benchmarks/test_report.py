@@ -106,3 +106,30 @@ def test_a_negative_added_latency_is_inconclusive_not_a_pass() -> None:
     )
     assert "| 100 µs | yes |" in rows[1]
     assert "-2,000 µs | inconclusive" in rows[2]
+
+
+def test_the_nginx_reference_is_shown_beside_junction_but_never_judged() -> None:
+    direct = run_summary([0.1] * 100, closed=False, statuses={})
+    junction = run_summary([0.35] * 100, closed=False, statuses={})
+    nginx = run_summary([0.3] * 100, closed=False, statuses={})
+    md = render_results(
+        base_results(
+            {"b_direct": direct, "b_junction": junction, "b_nginx": nginx, "c_nginx": nginx},
+            nginx_version="nginx/1.22.1",
+        )
+    )
+    rows = goal_rows(md)
+    # Junction's own difference decides the goal; nginx's stands beside it.
+    assert "| 250 µs (nginx: 200 µs) | **no** |" in rows[1]
+    assert "(nginx: 0.300 ms)" in rows[3] and "not measured" in rows[3]
+    low = md.split("## b.", 1)[1].split("\n## ", 1)[0]
+    assert "| through nginx (reference) | 0.300 |" in low
+    assert "| added by nginx | 0.200 |" in low
+    assert "nginx/1.22.1" in md
+
+
+def test_without_the_nginx_reference_no_nginx_rows_appear() -> None:
+    direct = run_summary([0.1] * 100, closed=False, statuses={})
+    md = render_results(base_results({"b_direct": direct, "b_junction": direct}))
+    assert "added by nginx" not in md and "(nginx:" not in md
+    assert "through nginx" not in md
