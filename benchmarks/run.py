@@ -375,9 +375,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--port-base", type=int, default=18780, help="mock, Junction, admin, canned, nginx (+0..+6)"
     )
-    p.add_argument(
-        "--no-nginx", action="store_true", help="skip the nginx reference for b. and c."
-    )
+    p.add_argument("--no-nginx", action="store_true", help="skip the nginx reference for b. and c.")
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     p.add_argument("--results", type=Path, default=BENCH / "RESULTS-overhead.md")
     p.add_argument("--json", type=Path, default=BENCH / "results-overhead.json")

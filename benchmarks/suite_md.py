@@ -435,11 +435,14 @@ def _profile(sc: dict[str, Any]) -> list[str]:
         "## Where Junction's CPU goes (py-spy, small requests, closed loop)",
         "",
         f"{v['samples']} samples of the worker while it served"
-        f" {_n(v.get('rps_while_sampled'))} req/s. Self: the function on top of the"
-        " stack; total: anywhere on it. Compiled (mypyc) modules are native code and count"
-        " against their nearest interpreted caller; the event loop's own run (uvloop, in C:"
-        " I/O and waiting) shows as `Runner.run`. Frames under every sample are left out"
-        " of the total column.",
+        f" {_n(v.get('rps_while_sampled'))} req/s (py-spy stops the process for each"
+        " sample to walk its native frames, so this is below the unprofiled figure). Self:"
+        " the function on top of the stack; total: Junction's own functions anywhere on it."
+        " Compiled (mypyc) functions show as `native:module.Class.method`, C code as"
+        " `file.c:function`, libraries as `library:function` (`libc.so.6:write`: the write"
+        " syscall's wrapper). Samples of threads waiting for work"
+        f" ({_n(v.get('idle_samples'))}) are left out, and so are frames under every"
+        " sample from the total column.",
         "",
         "| self % | function | | total % | function |",
         "|--:|---|---|--:|---|",

@@ -178,9 +178,38 @@ def test_profile_self_and_total_shares() -> None:
     assert got["samples"] == 40
     assert got["self"][0] == ["site-packages/orjson/__init__.py:loads", 75.0]
     assert ["proxy/server/http1.py:data_received", 25.0] in got["self"]
-    # under every sample: left out of the totals, like the stack's roots
-    assert got["total"] == [["site-packages/orjson/__init__.py:loads", 75.0]]
+    # totals count Junction's own functions only, and not those under every sample
+    assert got["total"] == []
     assert frame_name("f (a.py)") == "a.py:f" and frame_name("odd") == "odd"
+
+
+def test_profile_names_compiled_frames_and_leaves_idle_samples_out() -> None:
+    from benchmarks.profile import frame_name, summarize_collapsed
+
+    root = "Runner.run (asyncio/runners.py:118);uv_run (core.c:464);"
+    text = (
+        # a compiled call chain ending in a write syscall (wrapper frames are duplicates)
+        f"{root}CPyPy_connection___DownstreamConnection___data_received (__native__native.c:1);"
+        "CPyDef_connection___DownstreamConnection___data_received (__native__native.c:2);"
+        "CPyDef_upstream___http1___Http1Connection___bind (__native__native.c:3);"
+        "write (libc.so.6) 6\n"
+        f"{root}CPyDef_connection___DownstreamConnection___data_received (__native__native.c:2);"
+        "0x7f6ef265b732 (libc.so.6) 2\n"
+        # the loop waiting in epoll and the log writer waiting for lines: idle, not CPU
+        f"{root}uv__io_poll (linux.c:1);epoll_wait (libc.so.6) 50\n"
+        "Thread.run (threading.py:982);Condition.wait (threading.py:327);"
+        "pthread_cond_timedwait (libc.so.6) 40\n"
+    )
+    got = summarize_collapsed(text)
+    assert got["samples"] == 8 and got["idle_samples"] == 90
+    assert got["self"][0] == ["libc.so.6:write", 75.0]
+    assert ["libc.so.6:?", 25.0] in got["self"]
+    assert ["native:upstream.http1.Http1Connection.bind", 75.0] in got["total"]
+    # under every counted sample: left out of the totals
+    names = [name for name, _ in got["total"]]
+    assert "native:connection.DownstreamConnection.data_received" not in names
+    assert not any("CPyPy" in name for name in names)
+    assert frame_name("uv__read (stream.c:1154)") == "stream.c:uv__read"
 
 
 def test_sweep_rates_follow_each_targets_maximum() -> None:
