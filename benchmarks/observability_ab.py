@@ -20,6 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from benchmarks.procs import cpu_sample, pinned, port_accepts
 from benchmarks.workload import BODY, HEADERS, MODEL
 from benchmarks.wrk import lua_script, parse_report
