@@ -519,6 +519,10 @@ def _reading(r: dict[str, Any]) -> list[str]:
         top = ", ".join(f"`{name}` {share} %" for name, share in prof[:4])
         native = r.get("machine", {}).get("junction_native", "?")
         said.append(f"Hot spots (py-spy, self time; data path {native}): {top}.")
+        own = _get(sc, "profile", "junction", "total") or []
+        if own:
+            top = ", ".join(f"`{name}` {share} %" for name, share in own[:4])
+            said.append(f"Junction's own functions by total time: {top}.")
     if not said:
         return []
     return ["", "## Reading", "", *[f"- {x}" for x in said]]

@@ -145,6 +145,15 @@ def test_report_and_plots(tmp_path: Path) -> None:
             "small": small,
             "sweep": sweep,
             "translate": {"nginx": {"skipped": "cannot translate dialects"}},
+            "profile": {
+                "junction": {
+                    "samples": 100,
+                    "idle_samples": 7,
+                    "rps_while_sampled": 40.0,
+                    "self": [["libc.so.6:write", 30.0]],
+                    "total": [["native:router.RouterFilter._attempt", 33.5]],
+                }
+            },
         },
     }
     plots = draw_plots(results, tmp_path)
@@ -158,6 +167,10 @@ def test_report_and_plots(tmp_path: Path) -> None:
     # Junction 50 req/s, LiteLLM 0.5: 100x; nginx 200: a quarter
     assert "| small requests ≥ 100x LiteLLM proxy | 100.00x | yes |" in md
     assert "| small requests ≥ ⅓ of nginx | 0.25x | **no** |" in md
+    assert "Hot spots (py-spy, self time; data path ?): `libc.so.6:write` 30.0 %." in md
+    assert "by total time: `native:router.RouterFilter._attempt` 33.5 %." in md
+    assert "| 30.0 | `libc.so.6:write` | | 33.5 | `native:router.RouterFilter._attempt` |" in md
+    assert "Samples of threads waiting for work (7) are left out" in md
     assert "| added p99 at 10,000 req/s ≤ 1 ms | 0.700 ms | yes |" in md
     assert "| claude-code-router | npm install failed (log: x) |" in md
     assert "| nginx | cannot translate dialects |" in md
