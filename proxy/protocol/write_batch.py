@@ -1,4 +1,5 @@
-"""Downstream writes gathered per loop iteration and made together at its end.
+"""Writes gathered per loop iteration and made together at its end: responses to clients
+(downstream connections) and HTTP/1.1 requests to providers (upstream connections).
 
 How this works: a connection with bytes to send registers itself (`WriteBatch.add`) instead of
 writing at once; the first registration of an iteration schedules one `call_soon`, which runs
@@ -8,7 +9,8 @@ iteration wakes its client, which may run (on the other core), read and sleep ag
 the next response of the same iteration is written; every such wake-up of a sleeping peer is
 a cross-core interrupt, dear on a VM. Written back to back at the end, one wake-up serves
 them all, and a connection answering several pipelined requests or many HTTP/2 streams in one
-iteration makes one syscall. Measured on the passthrough benchmark (one worker, wrk with 32
+iteration makes one syscall. Upstream, the same holds for the provider's process. Measured on
+the passthrough benchmark (one worker, wrk with 32
 connections): see docs/architecture.md. The latency added is the rest of the iteration that
 produced the bytes, nothing when the loop has nothing else to do.
 """

@@ -120,7 +120,12 @@ class Worker:
         loop = asyncio.get_running_loop()
         cfg = self.config
         self.holder = RuntimeHolder(RuntimeConfig.from_config(cfg))
-        self.client = PooledUpstreamClient(loop, cfg.upstream.upstream_settings(), self._clock)
+        # One write batch per worker: responses to clients and requests to providers made in
+        # one loop iteration all leave at its end (proxy/protocol/write_batch.py).
+        self.writes = WriteBatch(loop)
+        self.client = PooledUpstreamClient(
+            loop, cfg.upstream.upstream_settings(), self._clock, writes=self.writes
+        )
         self.counters = Counters()
         self.access_log = self._open_access_log(cfg, loop)
         usage = UsageTotals()
@@ -236,7 +241,7 @@ class Worker:
         loop: asyncio.AbstractEventLoop,
     ) -> Callable[[], DownstreamConnection]:
         clock = self._clock
-        writes = WriteBatch(loop)  # one per worker: all its connections write together
+        writes = self.writes
 
         def make() -> DownstreamConnection:
             return DownstreamConnection(settings, factory, registry, loop, clock, writes)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from proxy.errors import UpstreamConnectError
 from proxy.headers import Headers
+from proxy.protocol.write_batch import WriteBatch
 from proxy.upstream.api import (
     Exchange,
     Origin,
@@ -39,8 +40,12 @@ class PooledUpstreamClient:
         clock: Callable[[], float] = time.monotonic,
         *,
         sweep_interval_s: float = 1.0,
+        writes: WriteBatch | None = None,
     ) -> None:
+        """``writes``: the worker's write batch, so that requests and responses of one loop
+        iteration leave together; a client of its own otherwise."""
         self._loop = loop
+        self._writes = writes if writes is not None else WriteBatch(loop)
         self._settings = settings
         self._clock = clock
         self._sweep_interval_s = sweep_interval_s
@@ -87,6 +92,7 @@ class PooledUpstreamClient:
                 self._connector,
                 self._counters,
                 self._arm_sweep,
+                self._writes,
             )
         if len(self._pool_by_id) < _POOL_BY_ID_ENTRIES:
             # The entry keeps ``origin`` alive, so its id cannot be reused by another object.

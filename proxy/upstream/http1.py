@@ -1,7 +1,14 @@
 """An upstream HTTP/1.1 connection: the asyncio shell around an `Http1ClientCodec`.
 
-How this works: the pool binds one exchange at a time. ``bind`` writes the request head and any
-buffered body at once; later body chunks are written as the exchange sends them. Received bytes
+How this works: the pool binds one exchange at a time. ``bind`` encodes the request head and any
+buffered body and registers the connection with the worker's `WriteBatch`, which writes it at
+the end of the loop iteration together with every other connection's bytes (one wake-up of the
+provider's process serves them all; docs/architecture.md has the figures). Later body chunks
+join the pending bytes, or are written at once when none are pending. Until the head is
+written nothing has reached the server, so a connection found dead before then (its close
+arrived, its first write failed at once, it sent bytes before any request) hands the exchange
+back to the pool, which tries another connection: only requests none of whose bytes were
+written are ever retried that way. Received bytes
 go straight into the codec, whose sink callbacks (on_response_*) forward to the exchange's
 handler — no task, no coroutine, no buffering of the body. An exchange is complete when both
 the request and the response are; the connection then goes back to the pool if the response
@@ -43,7 +50,10 @@ class Http1Connection(asyncio.Protocol):
         "_closed",
         "_codec",
         "_ex",
+        "_head_pending",
+        "_out",
         "_pool",
+        "_reused",
         "_receiving",
         "_release_due",
         "_request_done",
@@ -66,6 +76,9 @@ class Http1Connection(asyncio.Protocol):
         self._receiving = False  # inside data_received: completion defers the release
         self._release_due = False
         self._closed = False
+        self._out: bytes | None = None  # encoded, waiting for the end of the iteration
+        self._head_pending = False  # _out holds the request head: nothing written yet
+        self._reused = False  # completed an exchange: a later death may be a stale keep-alive
         self.last_used = 0.0
 
     # -- pool side ------------------------------------------------------------------------
@@ -79,8 +92,9 @@ class Http1Connection(asyncio.Protocol):
         return self._ex is None
 
     def bind(self, ex: PooledExchange) -> bool:
-        """Start ``ex`` here. False when the connection proved dead before a byte of the
-        request went out (the pool then retries elsewhere); the connection is closed then."""
+        """Start ``ex`` here: its bytes go out at the end of the iteration (`flush_batched`).
+        False when the connection is already known dead (the pool then tries elsewhere); the
+        connection is closed then."""
         transport = self.transport
         if transport is None or self._closed or transport.is_closing():
             self.close()
@@ -103,17 +117,51 @@ class Http1Connection(asyncio.Protocol):
         self._response_done = False
         if ex.paused:
             transport.pause_reading()
+        self._out = out
+        self._head_pending = True
+        self._pool.writes.add(self)
+        return True
+
+    def flush_batched(self) -> None:
+        """Write the pending bytes (`WriteBatch` calls this at the end of the iteration)."""
+        out = self._out
+        self._out = None
+        transport = self.transport
+        if out is None or self._closed or transport is None:
+            return
+        ex = self._ex
         transport.write(out)
+        if not self._head_pending or ex is None:
+            return
+        self._head_pending = False
         if transport.is_closing():
             # The write failed at once (the peer had reset the idle connection): nothing
             # reached the server, so the exchange may go elsewhere.
-            self._ex = None
-            ex.carrier = None
+            self._requeue(ex)
+            return
+        ex.body = []  # written: the pool will not need it again
+
+    def _requeue(self, ex: PooledExchange) -> None:
+        """The connection is unusable with ``ex`` bound but none of its bytes written. A
+        keep-alive connection the server dropped while idle gives the exchange back to the
+        pool, which tries another; a fresh one that died at once is the upstream failing, and
+        the exchange fails (nothing sent, so the router may retry or fall back)."""
+        self._out = None
+        self._head_pending = False
+        self._ex = None
+        ex.carrier = None
+        self.close()
+        if self._reused:
             ex.state = QUEUED
-            self.close()
-            return False
-        ex.body = []
-        return True
+            self._pool.retry_unsent(ex)
+            return
+        ex.fail(
+            UpstreamResetError(
+                f"upstream {self._pool.origin.host} closed a new connection before the "
+                "request was written",
+                request_bytes_sent=False,
+            )
+        )
 
     def close(self) -> None:
         """Close now and leave the pool. The bound exchange, if any, must already be settled."""
@@ -136,7 +184,10 @@ class Http1Connection(asyncio.Protocol):
             self._abandon(exc)
             return
         if out:
-            self.transport.write(out)
+            if self._out is not None:  # the head is not written yet: keep the order
+                self._out += out
+            else:
+                self.transport.write(out)
         if end_stream:
             ex.body_end = True
             self._request_done = True
@@ -195,6 +246,7 @@ class Http1Connection(asyncio.Protocol):
         """Both directions are done: reuse or close."""
         ex = self._ex
         self._ex = None
+        self._reused = True
         if ex is not None:
             ex.carrier = None
         transport = self.transport
@@ -227,9 +279,15 @@ class Http1Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._ex is None:
+        ex = self._ex
+        if ex is None:
             # Bytes while idle (or after a cancel): nothing can be waiting for them.
             self.close()
+            return
+        if self._head_pending:
+            # Bytes before the request went out answer nothing of ours: the connection is
+            # unusable, and the request never reached the server.
+            self._requeue(ex)
             return
         self._receiving = True
         try:
@@ -256,6 +314,10 @@ class Http1Connection(asyncio.Protocol):
 
     def _on_eof(self) -> None:
         ex = self._ex
+        if ex is not None and self._head_pending:
+            self._requeue(ex)  # closed before the request was written: nothing was sent
+            return
+        self._out = None
         if ex is not None and not self._response_done and self._codec.receive_eof():
             return  # a close-delimited body just ended; on_response_end settled everything
         self._ex = None

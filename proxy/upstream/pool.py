@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from proxy.errors import (
     UpstreamConnectError,
@@ -34,6 +35,9 @@ from proxy.upstream.connect import Connection, Connector, connect_mode
 from proxy.upstream.exchange import PooledExchange
 from proxy.upstream.http1 import Http1Connection
 from proxy.upstream.http2 import Http2Connection
+
+if TYPE_CHECKING:
+    from proxy.protocol.write_batch import WriteBatch
 
 
 class PoolCounters:
@@ -65,8 +69,10 @@ class OriginPool:
         connector: Connector,
         counters: PoolCounters,
         on_idle: Callable[[], None],
+        writes: WriteBatch,
     ) -> None:
         self.loop = loop
+        self.writes = writes  # HTTP/1.1 requests leave at the end of the loop iteration
         self.origin = origin
         self.settings = settings
         self.clock = clock
@@ -107,6 +113,17 @@ class OriginPool:
                 return
             self._counters.stale_retries_total += 1
         self._enqueue(ex)
+
+    def retry_unsent(self, ex: PooledExchange) -> None:
+        """A connection died with ``ex`` bound but none of its bytes written: try another."""
+        self._counters.stale_retries_total += 1
+        if self._closed:
+            ex.fail(UpstreamResetError("upstream client closed", request_bytes_sent=False))
+            return
+        try:
+            self.assign(ex)
+        except UpstreamError as exc:  # the queue of waiting requests is full
+            ex.fail(exc)
 
     def _enqueue(self, ex: PooledExchange) -> None:
         waiters = self._waiters

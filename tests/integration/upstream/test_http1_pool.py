@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 
 import pytest
 
@@ -170,6 +173,64 @@ def test_reset_idle_connection_is_retried_on_a_fresh_one(codec: str, loop: LoopN
             await client.close()
 
     run(main(), loop=loop)
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("server_sends", ["fin", "stray response"])
+def test_a_request_bound_as_its_idle_connection_dies_goes_to_a_fresh_one(
+    codec: str, server_sends: str
+) -> None:
+    """The request is bound to an idle connection in the loop iteration whose poll also brings
+    that connection's close (or bytes nobody asked for). Its bytes are only written at the end
+    of the iteration, so none reached the server: it must go to a fresh connection, not fail
+    as if sent (FIN) nor take the stray bytes for its answer. The stock loop runs the ready
+    descriptors' callbacks in the order they became readable, which lets the test put the
+    request's trigger first; uvloop ran the connection's end first here whatever the order,
+    which takes the ordinary path (the dead connection leaves the pool before the request)."""
+
+    async def main() -> None:
+        async with ScriptedHttp1Server(echo()) as server:
+            client = make_client(codec)
+            first = RecordingHandler()
+            client.request(server.origin(), b"GET", b"/a", [], first, True)
+            await first.wait()
+            ev_loop = asyncio.get_running_loop()
+            trigger, poke = socket.socketpair()
+            trigger.setblocking(False)
+            second = RecordingHandler()
+
+            def on_trigger() -> None:  # an I/O callback, like a client's request arriving
+                ev_loop.remove_reader(trigger.fileno())
+                trigger.recv(1)
+                client.request(server.origin(), b"POST", b"/b", [], second, True, b"hello")
+
+            ev_loop.add_reader(trigger.fileno(), on_trigger)
+            # A duplicate of the server's socket: the same connection, acted on at once, out of
+            # sight of the server's transport (which has nothing left to write on it).
+            fd = server.connections[0].writer.transport.get_extra_info("socket").fileno()
+            stale = socket.socket(fileno=os.dup(fd))
+            try:
+                # Readable in this order: the trigger first, then the pooled connection; the
+                # sleep keeps the loop from polling until both are on the wire.
+                poke.send(b"x")
+                if server_sends == "fin":
+                    stale.shutdown(socket.SHUT_WR)
+                else:
+                    stale.send(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstray")
+                time.sleep(0.05)
+                await second.wait()
+            finally:
+                trigger.close()
+                poke.close()
+                stale.close()
+            assert (second.status, second.error) == (200, None)
+            assert second.body == b"hello" and second.header(b"x-path") == b"/b"
+            stats = client.stats()
+            assert stats["connects_total"] == 2 and stats["stale_retries_total"] == 1
+            assert [r.path for r in server.requests] == [b"/a", b"/b"]  # sent once
+            await client.close()
+
+    run(main(), loop="asyncio")
 
 
 @pytest.mark.parametrize("codec", CODECS)
