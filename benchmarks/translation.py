@@ -9,8 +9,11 @@
    500-token stream each way (OpenAI chunks -> Anthropic events, Anthropic events -> OpenAI
    chunks). The provider streams are the mock provider's own answer to the translated request.
 3. Load: benchmarks/stream_load.py opens new streams at a fixed rate (500 tokens at 50 tokens/s
-   each, so rate x ~10 s streams are open at once), straight to the mock in the OpenAI dialect
-   and through Junction (Anthropic in, OpenAI out), and reports time to first token.
+   each, so rate x ~10 s streams are open at once), straight to the mock in the OpenAI dialect,
+   through nginx on Junction's core (the same OpenAI request, passed through: what any proxy
+   hop costs at that event rate on this machine; `--no-nginx` skips it) and through Junction
+   (Anthropic in, OpenAI out), and reports time to first token. The three take turns
+   `--rounds` times per rate; the goal is judged on the median round.
 
 CPU figures of 1 and 2 are `time.process_time` over many calls, median of several repeats, with
 the collector tuned as Junction's worker tunes it. In 3, Junction (one worker) runs alone on
@@ -45,6 +48,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 import orjson
 
 from benchmarks.machine import background_busy_percent, machine_info
+from benchmarks.peers import Ports, nginx_launch
 from benchmarks.procs import (
     BenchError,
     Service,
@@ -79,7 +83,8 @@ FOREIGN_WARN_PERCENT = 10.0  # of one core, taken by processes this benchmark di
 QUIET_PERCENT = 20.0  # busy per core below which the machine counts as quiet before loading
 WATCH_EVERY = 10  # one stream in ten reads each event and gives the gap figures
 BURST_S = 0.5  # the others read every half second after their first token
-CORE_ROLES = {"cpu0": ("junction",), "cpu1": ("mock", "generator", "sampler")}
+CORE_ROLES = {"cpu0": ("junction", "nginx"), "cpu1": ("mock", "generator", "sampler")}
+PROXIES = ("nginx", "junction")  # the paths through a proxy on core 0, each beside direct
 COMPILED_CHECK = (
     "proxy.dialects.pipeline",
     "proxy.dialects.sse",
@@ -318,6 +323,8 @@ class LoadBench:
         self.cpus_ok = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
         base = args.port_base
         self.ports = {"mock": base, "junction": base + 1, "admin": base + 2}
+        if not args.no_nginx:
+            self.ports |= {"nginx": base + 3, "nginx_h2": base + 4, "nginx_fault": base + 5}
 
     def cpu(self, core: int) -> int | None:
         return core if self.cpus_ok else None
@@ -361,6 +368,7 @@ class LoadBench:
             raise BenchError(f"{e}\nJunction's stderr:\n{service.stderr_tail()}") from None
         time.sleep(0.5)
         results["rss_idle_kb"] = rss_kb(junction)
+        nginx = self.start_nginx(results)
         client_body = orjson.dumps(
             {
                 "model": CLIENT_MODEL,
@@ -390,23 +398,58 @@ class LoadBench:
                 ],
             ),
         }
+        if nginx is not None:
+            paths["nginx"] = (
+                f"http://127.0.0.1:{self.ports['nginx']}/v1/chat/completions",
+                *paths["direct"][1:],
+            )
+        order = [p for p in ("direct", "nginx", "junction") if p in paths]
         results["load_requests"] = {
             name: {"url": u, "body": b.decode(), "headers": h}
             for name, (u, _, b, h) in paths.items()
         }
         points: list[dict[str, Any]] = []
         results["load"] = points
+        # Junction idles while the others run; its RSS is read in every run
+        watched = {"mock": mock, "junction": junction}
+        if nginx is not None:
+            watched["nginx"] = nginx
         for rate in a.rates:
-            point: dict[str, Any] = {"rate": rate}
+            rounds: list[dict[str, Any]] = []
+            point: dict[str, Any] = {"rate": rate, "rounds": rounds, "median_round": 0}
             points.append(point)
-            for name, (url, dialect, body, headers) in paths.items():
-                watched = {"mock": mock, "junction": junction}  # Junction idles when direct
-                run = f"{name}-{rate:g}"
-                point[name] = self.stream_run(run, url, dialect, body, headers, rate, watched)
-                if service.popen.poll() is not None:
-                    tail = service.stderr_tail()
-                    raise BenchError(f"Junction exited during {run}; stderr:\n{tail}")
+            for i in range(a.rounds):
+                # The paths take turns within a round, so that a slow spell of the machine
+                # lands on one round of each rather than on all runs of one.
+                current: dict[str, Any] = {}
+                rounds.append(current)
+                for name in order:
+                    url, dialect, body, headers = paths[name]
+                    run = f"{name}-{rate:g}" + (f"-round{i + 1}" if a.rounds > 1 else "")
+                    current[name] = self.stream_run(run, url, dialect, body, headers, rate, watched)
+                    if service.popen.poll() is not None:
+                        tail = service.stderr_tail()
+                        raise BenchError(f"Junction exited during {run}; stderr:\n{tail}")
+                point["median_round"] = median_round(rounds)
         results["rss_end_kb"] = rss_kb(junction)
+
+    def start_nginx(self, results: dict[str, Any]) -> int | None:
+        """nginx on Junction's core, proxying to the same mock; None when not measured."""
+        if "nginx" not in self.ports:
+            return None
+        ports = Ports(
+            **(
+                dict.fromkeys(Ports.__dataclass_fields__, 0)  # only these four are used
+                | {"mock": self.ports["mock"], "mock_bad": self.ports["mock"]}
+                | {k: self.ports[k] for k in ("nginx", "nginx_h2", "nginx_fault")}
+            )
+        )
+        how = nginx_launch(self.work, ports)
+        if isinstance(how, str):
+            results["errors"].append(f"nginx reference not measured: {how}")
+            return None
+        results["nginx_version"] = how.version
+        return self.start("nginx", how.argv, PROXY_CPU, how.port).pid
 
     def check_junction(self) -> None:
         body = orjson.dumps(
@@ -590,17 +633,54 @@ def _verdict(value: float | None, goal: float) -> str:
     return "—" if value is None else ("met" if value <= goal else "missed")
 
 
-def _added(point: dict[str, Any], p: str) -> float | None:
+def _added(point: dict[str, Any], p: str, path: str = "junction") -> float | None:
+    """TTFT percentile ``p`` through ``path`` minus the direct run's (ms)."""
     try:
-        return float(point["junction"]["ttft_ms"][p] - point["direct"]["ttft_ms"][p])
+        return float(point[path]["ttft_ms"][p] - point["direct"]["ttft_ms"][p])
     except (KeyError, TypeError):
         return None
+
+
+def median_round(rounds: list[dict[str, Any]]) -> int:
+    """Index of the round whose TTFT p99 added by Junction is the median (the lower of the two
+    middle ones for an even count); rounds without both runs count only when none has both."""
+    complete = [i for i, r in enumerate(rounds) if "direct" in r and "junction" in r]
+    if not complete:
+        return max(0, len(rounds) - 1)
+    complete.sort(key=lambda i: _added(rounds[i], "p99") or 0.0)
+    return complete[(len(complete) - 1) // 2]
+
+
+def load_points(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each load point as its median round: {"rate", "direct", "nginx", "junction", "rounds"}.
+    A point from a results file written before rounds existed is its own single round."""
+    views = []
+    for point in results.get("load", []):
+        rounds = point.get("rounds")
+        if rounds is None:
+            views.append({**point, "rounds": [point]})
+        elif rounds:
+            views.append({**rounds[point.get("median_round", 0)], **point})
+    return views
+
+
+def _beside(point: dict[str, Any]) -> str:
+    """What stands beside a load point's goal figure: the spread over its rounds and nginx."""
+    parts = []
+    runs = [v for r in point["rounds"] if (v := _added(r, "p99")) is not None]
+    if len(runs) > 1:
+        parts.append(f"median of {len(runs)} rounds, {min(runs):.2f} to {max(runs):.2f}")
+    nginx = [v for r in point["rounds"] if (v := _added(r, "p99", "nginx")) is not None]
+    if nginx:
+        median = statistics.median(nginx) if len(nginx) > 1 else nginx[0]
+        parts.append(f"nginx{' median' if len(nginx) > 1 else ''}: {median:.2f} ms")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def _headline(results: dict[str, Any]) -> dict[str, Any] | None:
     """The load point the goal is about: 100 streams/s (~1,000 open), else the busiest."""
     points: list[dict[str, Any]] = [
-        p for p in results.get("load", []) if "junction" in p and "direct" in p
+        p for p in load_points(results) if "junction" in p and "direct" in p
     ]
     for point in points:
         if point["rate"] == 100:
@@ -626,16 +706,17 @@ def _caveats(run: dict[str, Any], path: str) -> str:
     cpu = processes.get("cpu_percent", {})
     busy = processes.get("core_busy_percent", {})
     parts = []
-    junction = cpu.get("junction", 0.0)
-    if path == "junction" and max(busy.get("cpu0", 0.0), junction) >= SATURATED_PERCENT:
-        parts.append(f"core 0 saturated (Junction {junction:.0f} %)")
+    proxy = cpu.get(path, 0.0)
+    if path in PROXIES and max(busy.get("cpu0", 0.0), proxy) >= SATURATED_PERCENT:
+        name = "Junction" if path == "junction" else path
+        parts.append(f"core 0 saturated ({name} {proxy:.0f} %)")
     ours1 = sum(cpu.get(r, 0.0) for r in CORE_ROLES["cpu1"])
     if max(busy.get("cpu1", 0.0), ours1) >= SATURATED_PERCENT:
         parts.append(f"core 1 saturated (mock + generator {ours1:.0f} %)")
     others = [
         f"{share:.0f} % of {core}"
         for core, share in foreign_percent(processes).items()
-        if share >= FOREIGN_WARN_PERCENT and (path == "junction" or core != "cpu0")
+        if share >= FOREIGN_WARN_PERCENT and (path in PROXIES or core != "cpu0")
     ]
     if others:
         parts.append("other processes took " + " and ".join(others))
@@ -705,17 +786,25 @@ def render(results: dict[str, Any]) -> str:
             f" {r['median_us']:.2f} µs | {_verdict(r['median_us'], GOALS['event_us'])} |"
         )
     head = _headline(results)
-    for point in results.get("load", []):
+    for point in load_points(results):
         if "direct" not in point or "junction" not in point:
             continue
         conc = point["junction"]["concurrency"]["mean"]
-        label = "3." if point is head else "3. (context)"
+        label = "3." if head is not None and point["rate"] == head["rate"] else "3. (context)"
         out.append(
             f"| {label} first-token latency added by Junction, p99, {point['rate']:g} new"
             f" streams/s (~{conc:,.0f} open) A→O, one worker |"
-            f" ≤ {GOALS['added_ttft_p99_ms']:g} ms | {_f(_added(point, 'p99'), 2)} ms |"
-            f" {ttft_verdict(point)} |"
+            f" ≤ {GOALS['added_ttft_p99_ms']:g} ms | {_f(_added(point, 'p99'), 2)} ms"
+            f"{_beside(point)} | {ttft_verdict(point)} |"
         )
+    if any("nginx" in p for p in load_points(results)):
+        out += [
+            "",
+            "nginx beside a goal is the same figure through nginx"
+            f" ({results.get('nginx_version', 'version unknown')}) on Junction's core in the same"
+            " run, passing the OpenAI stream through untranslated: what one proxy hop adds at"
+            " that event rate on this machine. It is never judged.",
+        ]
     out += _render_request(results) + _render_stream(results) + _render_load(results)
     out += ["", "## Commands", "", "```sh", "# from the repository root", *results["commands"]]
     out += ["```", "", "The `--body-file` of each load run:", "", "```"]
@@ -782,6 +871,42 @@ def _render_stream(results: dict[str, Any]) -> list[str]:
     return out
 
 
+def _per_event(run: dict[str, Any] | None, role: str) -> float | None:
+    """CPU µs of ``role`` per event the generator received in the window."""
+    if run is None:
+        return None
+    cpu, eps = run["processes"]["cpu_percent"].get(role), run["events_per_s_in_window"]
+    return cpu / 100 * 1e6 / eps if cpu is not None and eps else None
+
+
+def _render_rounds(results: dict[str, Any]) -> list[str]:
+    """Every round of every rate: what each proxy added, and its CPU."""
+    points = load_points(results)
+    if all(len(p["rounds"]) < 2 for p in points):
+        return []
+    out = [
+        "",
+        "Every round (TTFT added = through the proxy minus direct, same round; ms):",
+        "",
+        "| streams/s | round | nginx added p50 | nginx added p99 | Junction added p50 |"
+        " Junction added p99 | nginx CPU % | Junction CPU % |",
+        "|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
+    for point in points:
+        for i, r in enumerate(point["rounds"]):
+            cpu = {
+                path: r[path]["processes"]["cpu_percent"].get(path) if path in r else None
+                for path in PROXIES
+            }
+            median = " (median)" if i == point.get("median_round") else ""
+            out.append(
+                f"| {point['rate']:g} | {i + 1}{median} | {_f(_added(r, 'p50', 'nginx'), 2)} |"
+                f" {_f(_added(r, 'p99', 'nginx'), 2)} | {_f(_added(r, 'p50'), 2)} |"
+                f" {_f(_added(r, 'p99'), 2)} | {_f(cpu['nginx'])} | {_f(cpu['junction'])} |"
+            )
+    return out
+
+
 def _render_load(results: dict[str, Any]) -> list[str]:
     s = results["settings"]
     out = [
@@ -798,19 +923,23 @@ def _render_load(results: dict[str, Any]) -> list[str]:
         " spares the generator's core and changes nothing for the servers (the socket buffers"
         " hold a burst many times over), but counts each of them open up to that much longer."
         " Direct: OpenAI `POST /v1/chat/completions` to the mock, with the body Junction itself"
-        " sends upstream; via Junction: Anthropic `POST /v1/messages`, translated to the mock's"
-        " OpenAI dialect. CPU % is of one core over the measured window; Junction runs alone"
-        ' on core 0, the mock and the generator share core 1. "others" is the share of each'
-        " core busy with processes this benchmark did not start (another job on the machine).",
+        " sends upstream; nginx: the same request through nginx on core 0 (passed through, no"
+        " translation); via Junction: Anthropic `POST /v1/messages`, translated to the mock's"
+        " OpenAI dialect. The three run one after another, each on its own, and take turns"
+        f" {s.get('rounds', 1)} time(s) per rate; the table shows each rate's median round (by"
+        " the p99 Junction adds), the next one every round. CPU % is of one"
+        " core over the measured window; the proxy (Junction or nginx) runs alone on core 0,"
+        ' the mock and the generator share core 1. "others" is the share of each core busy'
+        " with processes this benchmark did not start (another job on the machine).",
         "",
         "| streams/s | path | open streams mean (max) | TTFT p50 | p90 | p99 | p99.9 | max |"
-        " gap p50 | gap p99 | failed | Junction CPU % | mock CPU % | generator CPU % |"
+        " gap p50 | gap p99 | failed | proxy CPU % | mock CPU % | generator CPU % |"
         " others core 0 / 1 % |",
         "|--:|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     notes: list[str] = []
-    for point in results.get("load", []):
-        for path in ("direct", "junction"):
+    for point in load_points(results):
+        for path in ("direct", *PROXIES):
             r = point.get(path)
             if r is None:
                 continue
@@ -820,34 +949,42 @@ def _render_load(results: dict[str, Any]) -> list[str]:
                 f"| {point['rate']:g} | {path} | {r['concurrency']['mean']:,.0f}"
                 f" ({r['concurrency']['max']:,}) | {t['p50']:.2f} | {t['p90']:.2f} |"
                 f" {t['p99']:.2f} | {t['p99.9']:.2f} | {t['max']:.2f} | {g['p50']:.2f} |"
-                f" {g['p99']:.2f} | {r['failed']} | {_f(c.get('junction'))} |"
+                f" {g['p99']:.2f} | {r['failed']} | {_f(c.get(path))} |"
                 f" {_f(c.get('mock'))} | {_f(c.get('generator'))} |"
                 f" {_f(foreign.get('cpu0'), 0)} / {_f(foreign.get('cpu1'), 0)} |"
             )
             if caveat := _caveats(r, path):
                 notes.append(f"{point['rate']:g} streams/s, {path}: {caveat}")
-        if "direct" in point and "junction" in point:
-            cells = " | ".join(_f(_added(point, p), 2) for p in ("p50", "p90", "p99", "p99.9"))
-            out.append(f"| {point['rate']:g} | **added by Junction** | | {cells} | | | | | | | | |")
-    out += ["", "Per point, through Junction:", ""]
+        for path in PROXIES:
+            if "direct" in point and path in point:
+                name = "Junction" if path == "junction" else path
+                cells = " | ".join(
+                    _f(_added(point, p, path), 2) for p in ("p50", "p90", "p99", "p99.9")
+                )
+                out.append(
+                    f"| {point['rate']:g} | **added by {name}** | | {cells} | | | | | | | | |"
+                )
+    out += _render_rounds(results)
+    out += ["", "Per point (its median round), CPU per event the generator received:", ""]
     out += [
-        "| streams/s | Junction CPU µs per delivered event | events/s | RSS peak MB |"
+        "| streams/s | Junction CPU µs per delivered event | nginx, same | events/s | RSS peak MB |"
         " KB per open stream | streams ok / scheduled |",
-        "|--:|--:|--:|--:|--:|--:|",
+        "|--:|--:|--:|--:|--:|--:|--:|",
     ]
     idle = results.get("rss_idle_kb", 0)
     busiest: tuple[float, float] | None = None  # (rate, Junction µs per event) of the last point
-    for point in results.get("load", []):
+    for point in load_points(results):
         r = point.get("junction")
         if r is None:
             continue
         proc = r["processes"]
-        cpu, eps = proc["cpu_percent"].get("junction"), r["events_per_s_in_window"]
-        per_event = cpu / 100 * 1e6 / eps if cpu is not None and eps else None
+        eps = r["events_per_s_in_window"]
+        per_event = _per_event(r, "junction")
         peak, conc = proc["rss_kb_max"], r["concurrency"]["max"]
         per_stream = (peak - idle) / conc if conc and peak else None
         out.append(
-            f"| {point['rate']:g} | {_f(per_event)} | {eps:,.0f} | {_f(peak / 1024)} |"
+            f"| {point['rate']:g} | {_f(per_event)} | {_f(_per_event(point.get('nginx'), 'nginx'))}"
+            f" | {eps:,.0f} | {_f(peak / 1024)} |"
             f" {_f(per_stream)} | {r['outcomes']['ok']} / {r['scheduled']} |"
         )
         if per_event:
@@ -899,7 +1036,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=300.0,
         help="seconds to wait, before each part, for cores under 20 %% busy",
     )
-    p.add_argument("--port-base", type=int, default=18880, help="mock, Junction, admin")
+    p.add_argument(
+        "--port-base", type=int, default=18880, help="mock, Junction, admin, nginx (+0..+5)"
+    )
+    p.add_argument("--no-nginx", action="store_true", help="skip the nginx reference in 3.")
+    p.add_argument(
+        "--rounds", type=int, default=3, help="3.: direct, nginx, Junction take turns N times"
+    )
     p.add_argument("--python", default=str(REPO / ".venv" / "bin" / "python"))
     p.add_argument(
         "--junction-root",
@@ -912,8 +1055,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--render-only", action="store_true", help="rewrite --results from --json")
     args = p.parse_args(argv)
     args.rates = [float(r) for r in args.rates.split(",") if r.strip()]
+    if args.rounds < 1:
+        p.error("--rounds must be at least 1")
     if args.quick:
         args.rates, args.tokens, args.duration, args.repeats = [20.0], 50, 2.0, 3
+        args.rounds = 1
         args.stream_timeout, args.quiet_wait = 10.0, 0.0
     if args.warmup is None:
         args.warmup = args.tokens / args.tokens_per_s
@@ -973,6 +1119,7 @@ def main(argv: list[str] | None = None) -> int:
         "duration_s": args.duration,
         "stream_timeout_s": args.stream_timeout,
         "repeats": args.repeats,
+        "rounds": args.rounds,
         "watch_every": WATCH_EVERY,
         "burst_s": BURST_S,
     }

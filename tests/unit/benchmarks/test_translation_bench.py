@@ -12,6 +12,7 @@ from benchmarks.translation import (
     foreign_percent,
     grow_by_system,
     grow_by_turns,
+    median_round,
     render,
     ttft_verdict,
     window_readings,
@@ -119,15 +120,18 @@ def load_run(p50: float, p99: float, cpu: dict[str, float], cpu1_busy: float) ->
         "events_per_s_in_window": 50_000.0,
         "processes": {
             "cpu_percent": cpu,
-            "core_busy_percent": {"cpu0": cpu.get("junction", 0.0) + 3.0, "cpu1": cpu1_busy},
+            "core_busy_percent": {
+                "cpu0": cpu.get("junction", 0.0) + cpu.get("nginx", 0.0) + 3.0,
+                "cpu1": cpu1_busy,
+            },
             "rss_kb_max": 150_000,
             "rss_kb_mean": 140_000,
         },
     }
 
 
-def test_render_compares_each_figure_with_its_goal() -> None:
-    results: dict[str, Any] = {
+def base_results() -> dict[str, Any]:
+    return {
         "machine": {
             "date": "2026-01-01 00:00 UTC",
             "nproc": 2,
@@ -172,6 +176,10 @@ def test_render_compares_each_figure_with_its_goal() -> None:
         "rss_idle_kb": 50_000,
         "commands": ["cmd"],
     }
+
+
+def test_render_compares_each_figure_with_its_goal() -> None:
+    results = base_results()
     md = render(results)
     assert "| ≤ 1 ms | 1.200 ms | missed |" in md
     assert "| ≤ 20 µs | 6.00 µs | met |" in md
@@ -191,8 +199,23 @@ def test_render_compares_each_figure_with_its_goal() -> None:
         " other processes took 49 % of cpu1\n"
     ) in md
     # (150,000 - 50,000) KB over 1,010 streams; 70 % of a core over 50,000 events/s.
-    assert "| 100 | 14.0 | 50,000 | 146.5 | 99.0 | 2000 / 2000 |" in md
+    assert "| 100 | 14.0 | — | 50,000 | 146.5 | 99.0 | 2000 / 2000 |" in md
     assert "at most ~71,429 events/s, about 1,429 streams at 50 tokens/s" in md
+    assert "(nginx:" not in md and "added by nginx" not in md  # not measured
+
+    # nginx measured in the same run: its figures stand beside Junction's, never judged.
+    results["nginx_version"] = "1.22.1"
+    point = results["load"][0]
+    point["nginx"] = load_run(22.0, 31.25, {"nginx": 45.0, "mock": 55.0, "generator": 30.0}, 90.0)
+    md = render(results)
+    assert "| ≤ 5 ms | 7.50 ms (nginx: 1.25 ms) | inconclusive" in md
+    assert "through nginx (1.22.1) on Junction's core in the same run" in md
+    assert "| 100 | **added by nginx** | | 1.00 | 1.00 | 1.25 | 1.25 |" in md
+    assert md.index("**added by nginx**") < md.index("**added by Junction**")
+    assert "| 100 | nginx | 1,000 (1,010) | 22.00 |" in md
+    assert "| 45.0 | 55.0 | 30.0 | 3 / 5 |" in md  # its own CPU in the proxy column
+    # 45 % of a core over 50,000 events/s is 9 µs per event.
+    assert "| 100 | 14.0 | 9.0 | 50,000 | 146.5 | 99.0 | 2000 / 2000 |" in md
 
 
 def test_ttft_verdict_tells_a_miss_from_a_setup_limit() -> None:
@@ -223,3 +246,40 @@ def test_ttft_verdict_tells_a_miss_from_a_setup_limit() -> None:
     idle_core0 = load_run(21.0, 30.0, {"mock": 60.0, "generator": 20.0}, 80.0)
     idle_core0["processes"]["core_busy_percent"]["cpu0"] = 95.0
     assert ttft_verdict({"direct": idle_core0, "junction": fast}) == "met"
+
+
+def test_rounds_judge_the_median_and_show_every_round() -> None:
+    results = base_results()
+    direct = load_run(21.0, 30.0, {"mock": 60.0, "generator": 20.0}, 80.0)
+
+    def junction(p99: float) -> dict[str, Any]:
+        return load_run(22.0, 30.0 + p99, {"junction": 60.0, "mock": 55.0, "generator": 20.0}, 80.0)
+
+    def nginx(p99: float) -> dict[str, Any]:
+        return load_run(21.5, 30.0 + p99, {"nginx": 40.0, "mock": 55.0, "generator": 20.0}, 80.0)
+
+    rounds = [
+        {"direct": direct, "nginx": nginx(1.0), "junction": junction(20.0)},
+        {"direct": direct, "nginx": nginx(6.0), "junction": junction(4.0)},
+        {"direct": direct, "nginx": nginx(2.0), "junction": junction(9.0)},
+    ]
+    assert median_round(rounds) == 2
+    assert median_round(rounds[:2]) == 1  # the lower middle of an even count
+    assert median_round([{"direct": direct}]) == 0  # nothing complete: the last round
+    results["load"] = [{"rate": 100.0, "rounds": rounds, "median_round": 2}]
+    results["settings"]["rounds"] = 3
+    md = render(results)
+    # Judged on the median round (9 ms), with the spread and nginx's median beside it.
+    assert (
+        "| ≤ 5 ms | 9.00 ms (median of 3 rounds, 4.00 to 20.00; nginx median: 2.00 ms) | missed"
+    ) in md
+    assert "| 100 | **added by Junction** | | 1.00 | 1.00 | 9.00 | 9.00 |" in md
+    assert "| 100 | **added by nginx** | | 0.50 | 0.50 | 2.00 | 2.00 |" in md
+    assert "| 100 | 1 | 0.50 | 1.00 | 1.00 | 20.00 | 40.0 | 60.0 |" in md
+    assert "| 100 | 3 (median) | 0.50 | 2.00 | 1.00 | 9.00 | 40.0 | 60.0 |" in md
+    assert "take turns 3 time(s) per rate" in md
+    # A results file from before rounds renders as one round each, without the rounds table.
+    results["load"] = [{"rate": 100.0, **rounds[0]}]
+    md = render(results)
+    assert "| ≤ 5 ms | 20.00 ms (nginx: 1.00 ms) | missed" in md
+    assert "Every round" not in md
