@@ -172,9 +172,18 @@ def _goals(r: dict[str, Any]) -> list[str]:
         dg = _get(sc, "streams", "direct", "5000", "gap_ms", "p99")
         jg = _get(hold, "gap_ms", "p99")
         gap = jg - dg if jg is not None and dg is not None else None
+        # The C proxies in the same run: what one hop adds to the gaps on this machine.
+        beside = [
+            f"{LABEL[n]} {_n(pg - dg, 2)} ms"
+            for n in ("nginx", "haproxy")
+            if dg is not None
+            and (pg := _get(sc, "streams", n, "5000", "gap_ms", "p99")) is not None
+        ]
         row(
             "event gaps added ≤ 2 ms p99 at 5,000 streams",
-            f"{_n(gap, 2)} ms (p99 {_n(jg, 1)} through Junction, {_n(dg, 1)} direct)",
+            f"{_n(gap, 2)} ms (p99 {_n(jg, 1)} through Junction, {_n(dg, 1)} direct"
+            + (f"; added by {', '.join(beside)}" if beside else "")
+            + ")",
             None if gap is None else gap <= 2.0 and held,
         )
     h1 = _get(sc, "h2", "junction", "h1", "rps", "median")
@@ -355,7 +364,12 @@ def _hold(sc: dict[str, Any]) -> list[str]:
         "|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for name in ORDER:
-        for n, x in (v.get(name) or {}).items():
+        counts = v.get(name) or {}
+        if "skipped" in counts:
+            why = " ".join(str(counts["skipped"]).split()).replace("|", "/")[:300]
+            lines.append(f"| {LABEL[name]} | {why} |" + " |" * 7)
+            continue
+        for n, x in counts.items():
             idle, peak = x.get("rss_idle_kb"), x.get("rss_peak_kb")
             lines.append(
                 f"| {LABEL[name]} | {n} | {_get(x, 'concurrency', 'max')} |"

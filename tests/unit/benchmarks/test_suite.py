@@ -282,3 +282,43 @@ def test_suite_end_to_end_small(tmp_path: Path) -> None:
     assert "| Junction | " in (tmp_path / "RESULTS.md").read_text()
     assert (tmp_path / "plots" / "small_percentiles.png").exists()
     assert all(port_is_free(p) for p in range(base, base + 13))
+
+
+def test_long_lived_streams_show_the_peers_beside_the_gap_goal() -> None:
+    def held(gap_p99: float, peak_mb: float) -> dict[str, Any]:
+        return {
+            "5000": {
+                "concurrency": {"max": 5100},
+                "failed": 0,
+                "gap_ms": {"p50": 250.6, "p99": gap_p99},
+                "rss_idle_kb": 50 * 1024,
+                "rss_peak_kb": int(peak_mb * 1024),
+                "kb_per_stream": 12.0,
+            }
+        }
+
+    results: dict[str, Any] = {
+        "machine": {},
+        "settings": {"runs": 1},
+        "targets": {},
+        "scenarios": {
+            "streams": {
+                "direct": held(253.0, 120.0),
+                "junction": held(255.5, 125.0),
+                "nginx": held(254.0, 60.0),
+                "haproxy": held(256.25, 70.0),
+                "litellm": {"skipped": "not run: it takes under 100 requests/s"},
+            }
+        },
+    }
+    md = render(results)
+    assert (
+        "| event gaps added ≤ 2 ms p99 at 5,000 streams | 2.50 ms (p99 255.5 through Junction,"
+        " 253.0 direct; added by nginx 1.00 ms, haproxy 3.25 ms) | **no** |"
+    ) in md
+    assert "| nginx | 5000 | 5100 | 50.0 | 60.0 | 12.0 | 250.60 | 254.00 | 0 |" in md
+    assert "| LiteLLM proxy | not run: it takes under 100 requests/s |" + " |" * 7 in md
+    # Without the peers, the goal row names none.
+    for name in ("nginx", "haproxy", "litellm"):
+        del results["scenarios"]["streams"][name]
+    assert "253.0 direct) | **no** |" in render(results)
