@@ -8,7 +8,6 @@ from benchmarks.peers import PEERS
 
 ORDER = ("direct", "junction", *PEERS)
 SHARED_BUSY_PERCENT = 10.0  # of a core, taken by other processes: the figures are provisional
-SHARED_LOADAVG = 0.5
 LABEL = {
     "direct": "direct to the mock",
     "junction": "Junction",
@@ -67,14 +66,14 @@ def render(r: dict[str, Any]) -> str:
     busy = m.get("background_busy_percent", {})
     after = m.get("background_busy_percent_after", {})
     load = m.get("loadavg_start", [])
-    shared = max([*busy.values(), *after.values(), 0.0]) > SHARED_BUSY_PERCENT or (
-        bool(load) and load[0] > SHARED_LOADAVG
-    )
+    # Judged on the cores' measured busy time only: the load average at start still counts
+    # the native build `make bench` runs just before, so it would flag every fresh clone.
+    shared = max([*busy.values(), *after.values(), 0.0]) > SHARED_BUSY_PERCENT
     context = (
         f"cores busy with other work for 1 s before the run:"
         f" {', '.join(f'{k} {v:g} %' for k, v in busy.items())}, after it:"
         f" {', '.join(f'{k} {v:g} %' for k, v in after.items())}; load average at start"
-        f" {', '.join(f'{x:.2f}' for x in load)}."
+        f" {', '.join(f'{x:.2f}' for x in load)} (it still counts the build before the run)."
     )
     if shared or s.get("quick"):
         why = "a --quick run" if s.get("quick") else "the machine was shared with other work"

@@ -322,3 +322,19 @@ def test_long_lived_streams_show_the_peers_beside_the_gap_goal() -> None:
     for name in ("nginx", "haproxy", "litellm"):
         del results["scenarios"]["streams"][name]
     assert "253.0 direct) | **no** |" in render(results)
+
+
+def test_quiet_or_shared_is_judged_on_measured_busy_time() -> None:
+    results: dict[str, Any] = {
+        "machine": {
+            "background_busy_percent": {"cpu0": 1.0, "cpu1": 0.0},
+            "background_busy_percent_after": {"cpu0": 0.0, "cpu1": 0.0},
+            "loadavg_start": [1.5, 0.9, 0.7],  # the native build just before the run
+        },
+        "settings": {"runs": 1},
+        "targets": {},
+        "scenarios": {},
+    }
+    assert "The machine was quiet: cores busy" in render(results)
+    results["machine"]["background_busy_percent_after"]["cpu1"] = 25.0
+    assert "**Provisional figures** (the machine was shared with other work)" in render(results)
