@@ -1,6 +1,6 @@
 """Dialect translation benchmarks (issue 3): what translating costs Junction, and what it adds.
 
-    .venv/bin/python benchmarks/translation.py            # ~5 minutes; writes the results
+    .venv/bin/python benchmarks/translation.py            # ~15 minutes; writes the results
     .venv/bin/python benchmarks/translation.py --quick    # a smoke test; prints, writes nothing
 
 1. Request: CPU per call of `orjson.loads` of a ~100 KB Claude Code request plus
