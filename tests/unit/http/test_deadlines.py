@@ -47,3 +47,73 @@ def test_ticks_pass_the_injected_time_and_stop_when_empty() -> None:
     assert early.seen[-1] == 101.0 and late.seen[-1] == 103.0
     assert len(sweeper) == 0
     assert sweeper._timer is None  # no timer left running once nothing is watched
+
+
+class CountingClock:
+    """Each call is a new instant: the checks of one turn share the value they were given."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self) -> float:
+        self.calls += 1
+        return float(self.calls)
+
+
+def test_a_tick_checks_a_bounded_number_per_loop_iteration() -> None:
+    async def go() -> tuple[list[Watcher], Watcher]:
+        sweeper = DeadlineSweeper(
+            asyncio.get_running_loop(), CountingClock(), tick_s=0.001, max_checks_per_turn=3
+        )
+        members = [Watcher(sweeper, 1e9) for _ in range(10)]
+        for m in members:
+            sweeper.watch(m)
+        leaver = members[-1]
+        # One member leaves before the turn that would reach it: it is not checked then.
+        leaver.check_deadline = lambda now: leaver.seen.append(now)  # type: ignore[method-assign]
+        await asyncio.sleep(0)  # nothing yet: the first tick is a timer away
+        assert all(not m.seen for m in members)
+        while not members[0].seen:
+            await asyncio.sleep(0.001)
+        sweeper.unwatch(leaver)
+        for _ in range(6):
+            await asyncio.sleep(0)
+        sweeper.close()
+        return members, leaver
+
+    members, leaver = asyncio.run(go())
+    first_tick = [m.seen[0] for m in members if m.seen]
+    per_turn: dict[float, int] = {}
+    for now in first_tick:
+        per_turn[now] = per_turn.get(now, 0) + 1
+    assert max(per_turn.values()) <= 3 and len(per_turn) >= 3  # spread over turns
+    assert all(m.seen for m in members[:-1])
+    assert not leaver.seen or leaver.seen[0] == first_tick[0]  # left before its turn
+
+
+class Rewatcher:
+    """Leaves and rejoins within its own check, as a request retrying after a timeout does."""
+
+    def __init__(self, sweeper: DeadlineSweeper) -> None:
+        self.sweeper = sweeper
+        self.checks = 0
+
+    def check_deadline(self, now: float) -> None:
+        self.checks += 1
+        self.sweeper.unwatch(self)
+        self.sweeper.watch(self)
+
+
+def test_a_member_rejoining_during_a_tick_keeps_one_timer() -> None:
+    async def go() -> int:
+        sweeper = DeadlineSweeper(asyncio.get_running_loop(), FakeClock(), tick_s=0.01)
+        member = Rewatcher(sweeper)
+        sweeper.watch(member)
+        await asyncio.sleep(0.2)
+        sweeper.close()
+        return member.checks
+
+    checks = asyncio.run(go())
+    # About 20 ticks in 0.2 s; a second timer armed on every rejoin would double them each
+    # tick (thousands).
+    assert 1 <= checks <= 30
