@@ -83,7 +83,10 @@ class OriginPool:
         self._max_pending = (
             origin.max_pending if origin.max_pending is not None else settings.max_pending_requests
         )
-        self._idle: list[Http1Connection] = []  # most recently used last
+        # Idle keep-alive connections, least recently used first: a dict as an ordered set, so
+        # taking the newest, expiring the oldest and dropping one that closed are all O(1)
+        # (a list made a mass expiry or close of thousands quadratic: tens of ms of stall).
+        self._idle: dict[Http1Connection, None] = {}
         self._h2: list[Http2Connection] = []  # connections that accept new streams
         self._open: set[Connection] = set()
         self._waiters: deque[PooledExchange] = deque()
@@ -107,7 +110,7 @@ class OriginPool:
                         return
         idle = self._idle
         while idle:
-            h1 = idle.pop()
+            h1, _ = idle.popitem()  # the most recently used: its socket is the warmest
             if h1.bind(ex):
                 self._counters.reuses_total += 1
                 return
@@ -181,7 +184,7 @@ class OriginPool:
             self._dial_for_waiters()
             return
         conn.last_used = self.clock()
-        self._idle.append(conn)
+        self._idle[conn] = None
         if not self._sweep_due:
             self._sweep_due = True
             self._on_idle()
@@ -196,8 +199,8 @@ class OriginPool:
         if isinstance(conn, Http2Connection):
             if conn in self._h2:
                 self._h2.remove(conn)
-        elif conn in self._idle:
-            self._idle.remove(conn)
+        else:
+            self._idle.pop(conn, None)
         if not self._closed:
             self._dial_for_waiters()
 
@@ -274,8 +277,14 @@ class OriginPool:
         """Close connections idle for idle_timeout_s. True while idle connections remain."""
         deadline = now - self.settings.idle_timeout_s
         idle = self._idle
-        while idle and idle[0].last_used <= deadline:
-            idle.pop(0).close()
+        expired: list[Http1Connection] = []
+        for h1 in idle:  # oldest first
+            if h1.last_used > deadline:
+                break
+            expired.append(h1)
+        for h1 in expired:
+            del idle[h1]
+            h1.close()
         for conn in list(self._h2):
             if conn.idle and conn.last_used <= deadline:
                 conn.close()

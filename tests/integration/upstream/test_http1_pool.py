@@ -133,6 +133,38 @@ def test_idle_connection_expires_on_the_injected_clock(codec: str) -> None:
 
 
 @pytest.mark.parametrize("codec", CODECS)
+def test_idle_connections_expire_oldest_first_and_the_newest_is_reused(codec: str) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        async with ScriptedHttp1Server() as server:
+            client = make_client(codec, clock, idle_timeout_s=30.0)
+            handlers = [RecordingHandler() for _ in range(3)]
+            for handler in handlers:
+                client.request(server.origin(), b"GET", b"/", [], handler, True)
+            for handler in handlers:
+                await handler.wait()
+            assert client.stats()["connections_idle"] == 3
+            clock.advance(20.0)
+            handler = RecordingHandler()  # takes one of the three; it is the newest after
+            client.request(server.origin(), b"GET", b"/", [], handler, True)
+            await handler.wait()
+            assert server.connections_accepted == 3
+            clock.advance(15.0)  # the two left idle since the start are past 30 s, it is not
+            await eventually(lambda: client.stats()["connections_open"] == 1)
+            await eventually(lambda: server.open_connections == 1)
+            assert client.stats()["connections_idle"] == 1
+            handler = RecordingHandler()
+            client.request(server.origin(), b"GET", b"/", [], handler, True)
+            await handler.wait()
+            assert server.connections_accepted == 3  # the survivor served it
+            clock.advance(31.0)
+            await eventually(lambda: client.stats()["connections_open"] == 0)
+            await client.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("codec", CODECS)
 def test_connection_closed_by_server_while_idle_is_dropped(codec: str) -> None:
     async def main() -> None:
         async with ScriptedHttp1Server(max_requests_per_connection=1) as server:
