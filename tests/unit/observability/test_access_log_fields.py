@@ -5,7 +5,12 @@ from __future__ import annotations
 import orjson
 
 from proxy.http.info import AttemptRecord, StreamInfo
-from proxy.observability.access_log import render_json, render_text
+from proxy.observability.access_log import (
+    MAX_REMEMBERED_TAILS,
+    JsonLines,
+    render_json,
+    render_text,
+)
 
 NOW = 1767607200.25  # 2026-01-05T10:00:00.250Z
 
@@ -92,3 +97,43 @@ def test_text_is_one_line_with_control_characters_escaped() -> None:
         "openai>anthropic/claude-sonnet-4-5@us-east 1500.0ms ttfb=400.0ms in=1200 out=300 "
         "cached=1000 $0.008100 tries=2 flags=FB breaker=closed cache=miss key=ci-bot\n"
     )
+
+
+def test_remembered_fields_follow_each_request() -> None:
+    # The config-derived part of a line is remembered per combination: a request that differs
+    # in any one of those fields must get its own values, never a neighbour's.
+    lines = JsonLines()
+    first = orjson.loads(lines.line(full_info(), "closed", NOW))
+    changes: dict[str, tuple[str, str]] = {
+        "upstream_provider": ("provider", "openai"),
+        "upstream_model": ("model", "gpt-4o"),
+        "upstream_deployment": ("deployment", "eu"),
+        "upstream_host": ("upstream_host", "eu.example"),
+        "route": ("route", "background"),
+        "scenario": ("scenario", "background"),
+        "cache": ("cache", "hit"),
+        "api_key_name": ("key", "other-bot"),
+        "dialect": ("dialect", "anthropic"),
+        "protocol": ("protocol", "HTTP/1.1"),
+    }
+    for attr, (field, value) in changes.items():
+        info = full_info()
+        setattr(info, attr, value)
+        line = orjson.loads(lines.line(info, "closed", NOW))
+        assert line == {**first, field: value}, attr
+    assert orjson.loads(lines.line(full_info(), "open", NOW)) == {**first, "breaker": "open"}
+    # Empty names are null, and the request's own figures are never remembered.
+    info = full_info()
+    info.api_key_name, info.cache, info.status, info.request_id = "", "", 503, b"req-43"
+    line = orjson.loads(lines.line(info, "", NOW))
+    assert (line["key"], line["cache"], line["breaker"]) == (None, None, None)
+    assert (line["status"], line["request_id"]) == (503, "req-43")
+
+
+def test_remembered_fields_are_bounded() -> None:
+    lines = JsonLines()
+    for n in range(MAX_REMEMBERED_TAILS + 10):
+        info = full_info()
+        info.api_key_name = f"key-{n}"
+        assert orjson.loads(lines.line(info, "closed", NOW))["key"] == f"key-{n}"
+        assert len(lines._tails) <= MAX_REMEMBERED_TAILS
