@@ -28,6 +28,20 @@ MAX_BATCH_LINES = 256  # also bounds the loop's pause to render a batch (~1-2 ms
 FLUSH_INTERVAL_S = 0.2
 MAX_LOGGED_PATH = 256
 MAX_REMEMBERED_TAILS = 1024  # combinations of config-derived fields (JsonLines)
+# The config-derived fields of a JSON line, in the order of `JsonLines.tail`'s key.
+TAIL_FIELDS = (
+    "protocol",
+    "dialect",
+    "provider",
+    "model",
+    "deployment",
+    "upstream_host",
+    "route",
+    "scenario",
+    "breaker",
+    "cache",
+    "key",
+)
 
 
 LogFormat = Literal["json", "text"]
@@ -99,21 +113,10 @@ class JsonLines:
         found = tails.get(key)
         if found is not None:
             return found
-        rendered = orjson.dumps(
-            {
-                "protocol": info.protocol,
-                "dialect": info.dialect or None,
-                "provider": info.upstream_provider or None,
-                "model": info.upstream_model or None,
-                "deployment": info.upstream_deployment or None,
-                "upstream_host": info.upstream_host or None,
-                "route": info.route or None,
-                "scenario": info.scenario or None,
-                "breaker": breaker or None,
-                "cache": info.cache or None,
-                "key": info.api_key_name or None,  # the key's configured name, never the key
-            }
-        )
+        # The tuple above, named; empty values are null ("key" is the API key's configured
+        # name, never the key).
+        named = zip(TAIL_FIELDS, key, strict=True)
+        rendered = orjson.dumps({name: value or None for name, value in named})
         found = b"," + rendered[1:] + b"\n"
         if len(tails) >= MAX_REMEMBERED_TAILS:
             tails.clear()
