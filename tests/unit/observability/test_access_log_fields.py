@@ -104,7 +104,11 @@ def test_remembered_fields_follow_each_request() -> None:
     # in any one of those fields must get its own values, never a neighbour's.
     lines = JsonLines()
     first = orjson.loads(lines.line(full_info(), "closed", NOW))
-    changes: dict[str, tuple[str, str]] = {
+    changes: dict[str, tuple[str, object]] = {
+        "method": ("method", b"GET"),
+        "path": ("path", b"/v1/messages"),
+        "status": ("status", 429),
+        "attempts": ("attempts", 3),
         "upstream_provider": ("provider", "openai"),
         "upstream_model": ("model", "gpt-4o"),
         "upstream_deployment": ("deployment", "eu"),
@@ -120,14 +124,35 @@ def test_remembered_fields_follow_each_request() -> None:
         info = full_info()
         setattr(info, attr, value)
         line = orjson.loads(lines.line(info, "closed", NOW))
-        assert line == {**first, field: value}, attr
+        shown = value.decode() if isinstance(value, bytes) else value
+        assert line == {**first, field: shown}, attr
+    info = full_info()
+    info.add_flag("RT")
+    assert orjson.loads(lines.line(info, "closed", NOW)) == {**first, "flags": "FB,RT"}
+    info = full_info()
+    info.tries = info.tries[1:]  # one attempt: no retries, its status
+    line = orjson.loads(lines.line(info, "closed", NOW))
+    assert line == {**first, "retries": 0}
+    info.tries = []  # none: no upstream status either
+    line = orjson.loads(lines.line(info, "closed", NOW))
+    assert line == {**first, "retries": 0, "upstream_status": None}
+    info = full_info()
+    info.tries[-1].status = 0  # an attempt without a response head
+    line = orjson.loads(lines.line(info, "closed", NOW))
+    assert line == {**first, "upstream_status": None}
+    info = full_info()
+    info.status, info.attempts = 0, 0  # a zero is a value, not null
+    line = orjson.loads(lines.line(info, "closed", NOW))
+    assert line == {**first, "status": 0, "attempts": 0}
     assert orjson.loads(lines.line(full_info(), "open", NOW)) == {**first, "breaker": "open"}
     # Empty names are null, and the request's own figures are never remembered.
     info = full_info()
-    info.api_key_name, info.cache, info.status, info.request_id = "", "", 503, b"req-43"
-    line = orjson.loads(lines.line(info, "", NOW))
+    info.api_key_name, info.cache, info.request_id = "", "", b"req-43"
+    info.bytes_sent, info.input_tokens, info.cost_usd = 7, -1, 0.5
+    line = orjson.loads(lines.line(info, "", NOW + 1))
     assert (line["key"], line["cache"], line["breaker"]) == (None, None, None)
-    assert (line["status"], line["request_id"]) == (503, "req-43")
+    assert (line["request_id"], line["bytes_out"], line["input_tokens"]) == ("req-43", 7, None)
+    assert (line["cost_usd"], line["ts"]) == (0.5, NOW + 1)
 
 
 def test_remembered_fields_are_bounded() -> None:
