@@ -119,6 +119,19 @@ class Histogram(_Family):
         row[bisect_left(self.bounds, value)] += 1
         row[-1] += value
 
+    def series(self, labels: Labels) -> list[float] | None:
+        """The row of exactly ``labels`` (made if there is room), for `observe_row`; None
+        when the family is full and ``labels`` is new (`observe` then counts the update
+        under "other"). A row stays valid for the family's life."""
+        row = self.values.get(labels)
+        if row is None and len(self.values) < self.max_series:
+            row = self.values[labels] = [0.0] * (len(self.bounds) + 2)
+        return row
+
+    def observe_row(self, row: list[float], value: float) -> None:
+        row[bisect_left(self.bounds, value)] += 1
+        row[-1] += value
+
     def render(self, out: list[str]) -> None:
         _render_histogram(out, self, self.labels, self.bounds, self.values)
 

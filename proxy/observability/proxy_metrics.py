@@ -44,6 +44,10 @@ LOOP_LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 NONE: Final = "none"
 _CODES: Final = {code: str(code) for code in range(100, 600)}
 _BREAKER_STATES: Final = ("closed", "open", "half_open")
+# Rows of the per-stream histograms remembered per (dialect, route, status, provider, model):
+# one lookup per stream instead of building and looking up each family's label tuple.
+MAX_REMEMBERED_SERIES: Final = 4096
+SeriesKey = tuple[str, str, int, str, str]
 
 
 class ProxyMetrics:
@@ -52,6 +56,9 @@ class ProxyMetrics:
     def __init__(self, usage: UsageTotals, registry: Registry | None = None) -> None:
         r = self.registry = registry if registry is not None else Registry()
         self.usage = usage
+        # [streams row, ttft row (fetched at the first TTFT)]; None: not fetched, or the family
+        # is full and the update goes through observe() (which counts it under "other")
+        self._rows: dict[SeriesKey, list[list[float] | None]] = {}
         self.streams = r.hidden_histogram(
             "junction_streams", DURATION_BUCKETS, ("dialect", "route", "code", "provider", "model")
         )
@@ -134,16 +141,18 @@ class ProxyMetrics:
     def on_stream_done(self, info: StreamInfo) -> None:
         provider = info.upstream_provider or NONE
         model = info.upstream_model or NONE
-        self.streams.observe(
-            (
-                info.dialect or NONE,
-                info.route or NONE,
-                _CODES.get(info.status, "other"),
-                provider,
-                model,
-            ),
-            info.end_s - info.start_s,
-        )
+        key = (info.dialect, info.route, info.status, provider, model)
+        rows = self._rows.get(key)
+        if rows is None:
+            if len(self._rows) >= MAX_REMEMBERED_SERIES:
+                self._rows.clear()
+            rows = self._rows[key] = [self.streams.series(self._stream_labels(key)), None]
+        duration = info.end_s - info.start_s
+        row = rows[0]
+        if row is not None:
+            self.streams.observe_row(row, duration)
+        else:
+            self.streams.observe(self._stream_labels(key), duration)
         tries = info.tries
         if tries:
             for t in tries:
@@ -151,11 +160,23 @@ class ProxyMetrics:
             if len(tries) > 1:
                 self.retries.inc((), len(tries) - 1)
             if tries[-1].ttfb_s and info.status < 300 and info.response_started_s:
-                self.ttft.observe((provider, model), info.response_started_s - info.start_s)
+                ttft = info.response_started_s - info.start_s
+                row = rows[1]
+                if row is None:
+                    row = rows[1] = self.ttft.series((provider, model))
+                if row is not None:
+                    self.ttft.observe_row(row, ttft)
+                else:
+                    self.ttft.observe((provider, model), ttft)
         for flag in info.flags:
             self.flags.inc((flag,))
         if info.cache:
             self.cache.inc((info.cache,))
+
+    @staticmethod
+    def _stream_labels(key: SeriesKey) -> tuple[str, ...]:
+        dialect, route, status, provider, model = key
+        return (dialect or NONE, route or NONE, _CODES.get(status, "other"), provider, model)
 
     def _scenario_tokens(self) -> GaugeSamples:
         out: list[tuple[Labels, float]] = []

@@ -86,6 +86,10 @@ class PriceBook:
 
 Row = tuple[str, str, str]  # (provider, model, key name)
 _OTHER_ROW: Final = (OTHER, OTHER, OTHER)
+# What a stream of (provider, model, key name, scenario) adds to, remembered per config
+# snapshot: one lookup per stream instead of a price, a row and a scenario lookup.
+MAX_REMEMBERED_TARGETS: Final = 4096
+Target = tuple[ModelPrice | None, UsageRow, UsageRow]
 
 
 class UsageTotals:
@@ -99,6 +103,8 @@ class UsageTotals:
         # By routing scenario (main turn, title, subagent, compact, ...): what each kind of
         # Claude Code call costs.
         self.scenarios: dict[str, UsageRow] = {}
+        self._targets: dict[tuple[str, str, str, str], Target] = {}
+        self._targets_runtime: object = None  # the config snapshot the targets' prices are of
 
     def record(self, info: StreamInfo, runtime: RuntimeConfig) -> None:
         """Price the stream's usage onto ``info.cost_usd`` and count it. Streams that never
@@ -106,24 +112,38 @@ class UsageTotals:
         provider = info.upstream_provider
         if not provider:
             return
+        if runtime is not self._targets_runtime:
+            self._targets_runtime = runtime  # a reload may change prices
+            self._targets.clear()
+        key = (provider, info.upstream_model, info.api_key_name, info.scenario)
+        target = self._targets.get(key)
+        if target is None:
+            if len(self._targets) >= MAX_REMEMBERED_TARGETS:
+                self._targets.clear()
+            target = self._targets[key] = self._target(runtime, key)
+        price, row, srow = target
         tokens_in = max(info.input_tokens, 0)
         tokens_out = max(info.output_tokens, 0)
         cached = max(info.cached_tokens, 0)
         usd = 0.0
         if tokens_in or tokens_out:
-            price = self.prices.price(runtime, provider, info.upstream_model)
             usd = info.cost_usd = cost_usd(tokens_in, tokens_out, price, cached)
         self.total.add(tokens_in, tokens_out, cached, usd)
-        key = (provider, info.upstream_model, info.api_key_name or NO_KEY)
-        row = self.rows.get(key)
+        row.add(tokens_in, tokens_out, cached, usd)
+        srow.add(tokens_in, tokens_out, cached, usd)
+
+    def _target(self, runtime: RuntimeConfig, key: tuple[str, str, str, str]) -> Target:
+        provider, model, key_name, scenario = key
+        price = self.prices.price(runtime, provider, model)
+        rkey = (provider, model, key_name or NO_KEY)
+        row = self.rows.get(rkey)
         if row is None:
             if len(self.rows) >= self.max_rows:
-                key = _OTHER_ROW
-                row = self.rows.get(key)
+                rkey = _OTHER_ROW
+                row = self.rows.get(rkey)
             if row is None:
-                row = self.rows[key] = UsageRow()
-        row.add(tokens_in, tokens_out, cached, usd)
-        scenario = info.scenario or NO_KEY
+                row = self.rows[rkey] = UsageRow()
+        scenario = scenario or NO_KEY
         srow = self.scenarios.get(scenario)
         if srow is None:
             if len(self.scenarios) >= MAX_SCENARIO_ROWS:
@@ -131,7 +151,7 @@ class UsageTotals:
                 srow = self.scenarios.get(scenario)
             if srow is None:
                 srow = self.scenarios[scenario] = UsageRow()
-        srow.add(tokens_in, tokens_out, cached, usd)
+        return price, row, srow
 
     def by(self, part: int) -> dict[str, UsageRow]:
         """The rows added up by provider (0), model (1, as "provider,model") or key (2)."""

@@ -14,7 +14,7 @@ from proxy.observability.usage import UsageTotals
 from proxy.routing.runtime import RuntimeConfig
 
 
-def runtime(tmp_path: Path) -> RuntimeConfig:
+def runtime(tmp_path: Path, house_input_price: float = 2.0) -> RuntimeConfig:
     path = tmp_path / "junction.yaml"
     cfg = {
         "providers": [
@@ -24,7 +24,9 @@ def runtime(tmp_path: Path) -> RuntimeConfig:
                 "base_url": "http://127.0.0.1:9",
                 "api_key": "k",
                 "models": ["claude-sonnet-4-5", "house-model"],
-                "model_info": {"house-model": {"input_price": 2.0, "output_price": 4.0}},
+                "model_info": {
+                    "house-model": {"input_price": house_input_price, "output_price": 4.0}
+                },
             }
         ],
         "router": {"default": "anthropic,claude-sonnet-4-5"},
@@ -112,3 +114,28 @@ def test_usage_by_scenario(tmp_path: Path) -> None:
     assert doc["title"]["requests"] == 2 and doc["title"]["input_tokens"] == 1500
     assert doc["default"]["cost_usd"] == round((30_000 * 2 + 10 * 4) / 1e6, 6)
     assert doc["-"]["requests"] == 1  # no scenario (a stream that was not routed as a turn)
+
+
+def test_a_reload_prices_the_next_streams_at_the_new_prices(tmp_path: Path) -> None:
+    # What a stream adds to is remembered per config snapshot: a new one must not keep the
+    # old prices, and the rows it adds to stay the same rows.
+    old, new = runtime(tmp_path), runtime(tmp_path, house_input_price=5.0)
+    totals = UsageTotals()
+    first, second, third = (stream("house-model", "ci", 1000, 0) for _ in range(3))
+    totals.record(first, old)
+    totals.record(second, new)
+    totals.record(third, old)
+    assert (first.cost_usd, second.cost_usd, third.cost_usd) == (2e-3, 5e-3, 2e-3)
+    assert totals.by(2)["ci"].requests == 3
+    assert totals.by(2)["ci"].cost_usd == 2e-3 + 5e-3 + 2e-3
+
+
+def test_each_key_and_scenario_adds_to_its_own_rows(tmp_path: Path) -> None:
+    rt = runtime(tmp_path)
+    totals = UsageTotals()
+    for key, scenario in (("a", "default"), ("b", "default"), ("a", "title"), ("a", "default")):
+        info = stream("house-model", key, 10, 1)
+        info.scenario = scenario
+        totals.record(info, rt)
+    assert {k: r.requests for k, r in totals.by(2).items()} == {"a": 3, "b": 1}
+    assert {k: r.requests for k, r in totals.scenarios.items()} == {"default": 3, "title": 1}
