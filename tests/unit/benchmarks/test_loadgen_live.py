@@ -120,7 +120,9 @@ def test_a_server_that_never_answers_produces_timeouts_and_the_run_still_ends() 
     stats = run_generator(
         lambda: ScriptedServerConnection(accepted, response=None),
         warmup_s=0.0,
-        duration_s=0.3,
+        # Six timeouts' worth: once, in a full-suite run on a busy machine, 0.3 s (three)
+        # was not enough for two to be counted.
+        duration_s=0.6,
         timeout_s=0.1,
     )
     assert stats.completed == 0
