@@ -65,6 +65,9 @@ class _Family:
     def render(self, out: list[str]) -> None:
         raise NotImplementedError
 
+    def snapshot(self) -> FamilySnapshot:
+        raise NotImplementedError
+
 
 class Counter(_Family):
     kind = "counter"
@@ -92,6 +95,9 @@ class Counter(_Family):
         out.append(self.header())
         for labels, value in self.values.items():
             out.append(f"{self.name}{_label_text(self.labels, labels)} {_number(value)}\n")
+
+    def snapshot(self) -> FamilySnapshot:
+        return FamilySnapshot(self, "counter", samples=list(self.values.items()))
 
 
 class Histogram(_Family):
@@ -134,6 +140,10 @@ class Histogram(_Family):
 
     def render(self, out: list[str]) -> None:
         _render_histogram(out, self, self.labels, self.bounds, self.values)
+
+    def snapshot(self) -> FamilySnapshot:
+        rows = {labels: list(row) for labels, row in self.values.items()}
+        return FamilySnapshot(self, "histogram", bounds=self.bounds, rows=rows)
 
     def project(self, keep: Sequence[int]) -> dict[Labels, list[float]]:
         """The rows added up over the labels not in ``keep`` (indexes into ``labels``)."""
@@ -188,8 +198,37 @@ class HistogramView(_Family):
         src = self._source
         _render_histogram(out, self, self.labels, src.bounds, src.project(self._keep))
 
+    def snapshot(self) -> FamilySnapshot:
+        src = self._source
+        return FamilySnapshot(self, "histogram", bounds=src.bounds, rows=src.project(self._keep))
+
 
 GaugeSamples = Iterable[tuple[Labels, float]]
+
+
+class FamilySnapshot:
+    """One family's values at one moment, for exporters other than the text exposition
+    (`proxy.observability.otlp_metrics`). ``kind``: "counter", "gauge" or "histogram";
+    ``samples`` for the first two, ``rows`` (a histogram row per label set: the count in
+    each bucket, the count above the last bound, the sum) and ``bounds`` for histograms."""
+
+    __slots__ = ("bounds", "help", "kind", "labels", "name", "rows", "samples")
+
+    def __init__(
+        self,
+        family: _Family,
+        kind: str,
+        samples: list[tuple[Labels, float]] | None = None,
+        bounds: tuple[float, ...] = (),
+        rows: dict[Labels, list[float]] | None = None,
+    ) -> None:
+        self.name = family.name
+        self.help = family.help
+        self.labels = family.labels
+        self.kind = kind
+        self.samples = samples if samples is not None else []
+        self.bounds = bounds
+        self.rows = rows if rows is not None else {}
 
 
 class GaugeFamily(_Family):
@@ -211,6 +250,9 @@ class GaugeFamily(_Family):
         out.append(self.header())
         for labels, value in self._collect():
             out.append(f"{self.name}{_label_text(self.labels, labels)} {_number(value)}\n")
+
+    def snapshot(self) -> FamilySnapshot:
+        return FamilySnapshot(self, self.kind, samples=list(self._collect()))
 
 
 class Registry:
@@ -259,6 +301,10 @@ class Registry:
         g = GaugeFamily(name, help_text, collect, labels, kind)
         self.add(g)
         return g
+
+    def snapshot(self) -> list[FamilySnapshot]:
+        """Every rendered family's values now (read on the loop that updates them)."""
+        return [family.snapshot() for family in self._families.values()]
 
     def render(self) -> bytes:
         out: list[str] = []

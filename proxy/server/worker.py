@@ -12,6 +12,7 @@ bad file is logged and the old one kept.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
@@ -40,6 +41,7 @@ from proxy.upstream.client import PooledUpstreamClient
 
 if TYPE_CHECKING:
     from proxy.config.model import JunctionConfig
+    from proxy.observability.otlp_metrics import OtlpMetricsPusher
     from proxy.observability.tracing import Tracing
 
 log = logging.getLogger("junction")
@@ -137,12 +139,37 @@ class Worker:
             usage=usage,
         )
         self.loop_lag: LoopLagMonitor | None = None
+        self.otlp_metrics: OtlpMetricsPusher | None = None
         if self.metrics is not None:
             self.metrics.add_worker_gauges(self, self._clock)
             self.loop_lag = LoopLagMonitor(
                 loop, self._clock, cfg.metrics.loop_lag_interval_s, self.metrics.loop_lag
             )
             self.loop_lag.start()
+            if cfg.metrics.otlp_endpoint is not None:
+                from proxy.observability.otlp_metrics import OtlpMetricsPusher  # OTel: only now
+
+                self.otlp_metrics = OtlpMetricsPusher(
+                    loop,
+                    self.metrics.registry,
+                    cfg.metrics.otlp_endpoint,
+                    interval_s=cfg.metrics.otlp_interval_s,
+                    timeout_s=cfg.metrics.otlp_timeout_s,
+                    service_name=cfg.tracing.service_name,
+                )
+                self.otlp_metrics.start()
+                pusher = self.otlp_metrics
+                self.metrics.registry.gauge(
+                    "junction_otlp_metric_pushes_total",
+                    "OTLP metric pushes by outcome (skipped: the previous one was still out).",
+                    lambda: [
+                        (("ok",), pusher.exported),
+                        (("failed",), pusher.failed),
+                        (("skipped",), pusher.skipped),
+                    ],
+                    ("outcome",),
+                    kind="counter",
+                )
         self.conns = ConnectionSet(cfg.server.max_connections)
         self.admin_conns = ConnectionSet(256)
         settings = connection_settings(cfg)
@@ -333,6 +360,12 @@ class Worker:
         self.sweeper.close()
         if self.loop_lag is not None:
             self.loop_lag.stop()
+        if self.otlp_metrics is not None:
+            # The last snapshot goes out over HTTP from the pusher's thread, bounded.
+            last = asyncio.wrap_future(self.otlp_metrics.stop())
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(last, self.config.metrics.otlp_timeout_s + 1)
+            await asyncio.get_running_loop().run_in_executor(None, self.otlp_metrics.close)
         if self.access_log is not None:
             self.access_log.close()  # writes what is pending, then stops its thread
         tracing = self.observer.tracing
