@@ -6,7 +6,9 @@ reported with the same function and the same price table the spend limits use
 catalog's defaults with each provider's ``model_info`` overrides), stores the cost on the
 stream's info (the access log and traces read it there) and adds it to one row per
 (provider, model, key) since the worker started. ``/admin/usage`` and the token and cost
-metrics add the rows up when they are read, so a stream costs one dictionary update here.
+metrics add the rows up when they are read. What a stream adds to (its price, its row and
+its scenario's row) is remembered per (provider, model, key, scenario) for the current config,
+so a stream costs one dictionary lookup here.
 
 Looking a price up can run the catalog's patterns, so prices are remembered per
 (provider, model) until the config changes (``MAX_PRICED_MODELS`` of them). The totals are
