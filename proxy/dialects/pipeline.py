@@ -419,9 +419,11 @@ class ResponseTranslator:
             if not isinstance(obj, dict):
                 continue
             self.usage.observe(obj)
-            objs = [obj] if self._chain is None else self._chain.stream(obj, self._ctx)
-            for o in objs:
-                self._one(ev.event, o, out)
+            if self._chain is None:
+                self._one(ev.event, obj, out)
+            else:
+                for o in self._chain.stream(obj, self._ctx):
+                    self._one(ev.event, o, out)
         if eof and not self._ended:
             self._end_chain(out)
             self._on_eof(out)
@@ -429,7 +431,7 @@ class ResponseTranslator:
 
     def _one(self, event: str | None, obj: JSONObject, out: list[bytes]) -> None:
         if self._o2a is not None:
-            out.append(encode_anthropic_events(self._o2a.on_chunk(obj)))
+            out.append(self._o2a.encode_chunk(obj))
             if self._o2a.ended:
                 self._ended = True
         elif self._a2o is not None:

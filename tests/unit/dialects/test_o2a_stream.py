@@ -777,3 +777,56 @@ def test_real_shaped_stream_rechunked(eol: bytes, cut: list[int]) -> None:
     assert [b["type"] for b in blocks] == ["thinking", "text", "tool_use", "tool_use"]
     assert whole[-2][1]["usage"] == usage(300, 57, read=512)
     assert translate_sse(split_at(with_eol(OPENAI_TWO_TOOLS, eol), cut)) == whole
+
+
+# A text delta with one thing beside it that makes it more than text (or not a chunk at all).
+odd_text_chunks = st.sampled_from(
+    [
+        lambda t: ch({"content": t}, "stop"),
+        lambda t: ch({"content": t}, None, {"prompt_tokens": 3, "completion_tokens": 1}),
+        lambda t: ch({"content": t, "reasoning_content": "why"}),
+        lambda t: ch({"content": t, "reasoning": "why"}),
+        lambda t: ch({"content": t, "thinking": {"content": "why", "signature": "s"}}),
+        lambda t: ch({"content": t, **calls(tool_open(0, "call_x", "tool_x", "{}"))}),
+        lambda t: ch({"content": t, "tool_calls": [], "reasoning_content": None}),
+        lambda t: ch({"content": [t]}),
+        lambda t: {**ch({"content": t}), "error": {"message": "late", "type": "server_error"}},
+        lambda t: {**ch({"content": t}), "choices": [{"index": 1, "delta": {"content": t}}]},
+        lambda t: {**ch({"content": t}), "choices": ch({"content": t})["choices"] * 2},
+        lambda t: {**ch({"content": t}), "choices": [{"delta": {"content": t}, "index": None}]},
+        lambda t: {**ch({"content": t}), "choices": [["not", "a", "choice"]]},
+        lambda t: ["not", "an", "object", t],
+    ]
+)
+
+
+@SETTINGS
+@given(
+    script=scripts(),
+    odd=st.lists(st.tuples(st.integers(0, 12), odd_text_chunks, prose), max_size=4),
+)
+def test_encode_chunk_renders_what_on_chunk_says(
+    script: dict[str, Any], odd: list[tuple[int, Any, str]]
+) -> None:
+    """The text fast path of `encode_chunk` gives the bytes of the events `on_chunk` returns,
+    whatever surrounds the text, and leaves the translator where `on_chunk` would."""
+    chunks: list[Any] = list(script["chunks"])
+    for at, make, t in odd:
+        chunks.insert(min(at, len(chunks)), make(t))
+    fast = OpenAIToAnthropicStream(MODEL, MSG_ID)
+    slow = OpenAIToAnthropicStream(MODEL, MSG_ID)
+    for chunk in chunks:
+        assert fast.encode_chunk(chunk) == encode_anthropic_events(slow.on_chunk(chunk))
+    assert encode_anthropic_events(fast.on_done()) == encode_anthropic_events(slow.on_done())
+    assert fast.usage == slow.usage
+
+
+def test_encode_chunk_text_deltas_carry_their_block_index() -> None:
+    t = OpenAIToAnthropicStream(MODEL, MSG_ID)
+    t.on_chunk(ch({"reasoning_content": "hmm"}))
+    t.on_chunk(ch({"content": "a"}))  # closes the thinking block (0), opens text at index 1
+    got = t.encode_chunk(ch({"content": 'b "quoted"\n\u00e9'}))
+    assert got == (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":1,'
+        b'"delta":{"type":"text_delta","text":"b \\"quoted\\"\\n\xc3\xa9"}}\n\n'
+    )
