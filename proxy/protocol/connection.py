@@ -106,6 +106,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._queued: deque[Event] = deque()
         self._write_paused = False
         self._flush_scheduled = False
+        self._head_unsent = False  # a response head waits for its first body bytes
         self._read_paused = False
         self._closed = False
         self._draining = False
@@ -285,14 +286,26 @@ class DownstreamConnection(asyncio.Protocol):
         codec.send_headers(stream_id, status, headers, end)
         if end:
             self._flush_soon()
-        # Otherwise body bytes follow at once (streams start a response only when they have
-        # its first bytes), and the head leaves in the same write.
+        else:
+            # Body bytes follow at once (streams start a response only when they have its
+            # first bytes), and the head leaves in the same write: see write_data.
+            self._head_unsent = True
 
     def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
         codec = self.codec
         if codec is None or self._closed:
             return
         codec.send_data(stream_id, data, end)
+        if self._head_unsent:
+            self._head_unsent = False
+            if not end:
+                # A stream's head and first content (its first token) are written now, not
+                # at the end of the loop iteration with the batch: under load an iteration
+                # carries hundreds of other streams' events, and time to first token is what
+                # a client of a stream waits on. Later chunks, and whole answers (which end
+                # here), join the batch.
+                self._flush()
+                return
         self._flush_soon()
 
     def stream_writable(self, stream_id: int) -> bool:
