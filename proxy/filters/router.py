@@ -442,6 +442,7 @@ class RouterFilter:
             handler,
             end_stream=True,
             body=plan.body,
+            urgent=_streams(req.body_json),
         )
 
     def _plan(self, cand: Candidate) -> ExchangePlan:

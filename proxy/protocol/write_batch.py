@@ -15,7 +15,8 @@ connections): see docs/architecture.md. The latency added is the rest of the ite
 produced the bytes, nothing when the loop has nothing else to do. One exception: a streamed
 response's head and first content are written at once (`DownstreamConnection.write_data`),
 because under load an iteration carries hundreds of other streams' events and the first
-token is what the client waits on.
+token is what the client waits on; upstream, a streamed request is written when bound (see
+`Http1Connection.bind`).
 """
 
 from __future__ import annotations

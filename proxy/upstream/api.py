@@ -101,10 +101,13 @@ class UpstreamClient(Protocol):
         handler: ResponseHandler,
         end_stream: bool,
         body: bytes = b"",
+        urgent: bool = False,
     ) -> Exchange:
         """Start an exchange. ``headers`` carry no Host/hop-by-hop headers; the client sets
         Host (or :authority) from the origin. ``body`` is the first (with ``end_stream``, the
-        only) piece of the request body: it leaves in the same write as the head. Raises
+        only) piece of the request body: it leaves in the same write as the head. ``urgent``:
+        an HTTP/1.1 connection writes the request as soon as it has one, not with the
+        end-of-iteration batch (a streamed answer, whose first token waits on it). Raises
         UpstreamOverflowError at once when the origin's wait queue is full."""
         ...
 

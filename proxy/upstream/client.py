@@ -65,13 +65,14 @@ class PooledUpstreamClient:
         handler: ResponseHandler,
         end_stream: bool,
         body: bytes = b"",
+        urgent: bool = False,
     ) -> Exchange:
         # Origin's dataclass hash runs in Python: callers pass the same few Origin objects,
         # so look them up by identity first.
         hit = self._pool_by_id.get(id(origin))
         pool = hit[1] if hit is not None and hit[0] is origin else self._pool_for(origin)
         ex = PooledExchange(
-            self._loop, pool, origin, method, path, headers, handler, end_stream, body
+            self._loop, pool, origin, method, path, headers, handler, end_stream, body, urgent
         )
         if pool is None:
             ex.fail_soon(UpstreamConnectError("upstream client closed"))

@@ -55,6 +55,7 @@ class PooledExchange:
         "pool",
         "state",
         "stream_id",
+        "urgent",
     )
 
     def __init__(
@@ -68,6 +69,7 @@ class PooledExchange:
         handler: ResponseHandler,
         end_stream: bool,
         body: bytes = b"",
+        urgent: bool = False,
     ) -> None:
         self.loop = loop
         self.pool = pool
@@ -82,6 +84,7 @@ class PooledExchange:
         self.carrier: Carrier | None = None
         self.stream_id = 0
         self.paused = False
+        self.urgent = urgent  # HTTP/1.1: written when bound, not with the iteration's batch
 
     # -- Exchange -------------------------------------------------------------------------
     def send_data(self, data: bytes, end_stream: bool) -> None:

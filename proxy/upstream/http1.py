@@ -3,7 +3,9 @@
 How this works: the pool binds one exchange at a time. ``bind`` encodes the request head and any
 buffered body and registers the connection with the worker's `WriteBatch`, which writes it at
 the end of the loop iteration together with every other connection's bytes (one wake-up of the
-provider's process serves them all; docs/architecture.md has the figures). Later body chunks
+provider's process serves them all; docs/architecture.md has the figures). An urgent request (a
+stream, whose first token waits on it) is written at once instead, on a connection that is new
+or answered within URGENT_WRITE_MAX_IDLE_S. Later body chunks
 join the pending bytes, or are written at once when none are pending. Until the head is
 written nothing has reached the server, so a connection found dead before then (its close
 arrived, its first write failed at once, it sent bytes before any request) hands the exchange
@@ -34,6 +36,9 @@ from proxy.upstream.http1_h11 import H11Codec
 
 if TYPE_CHECKING:
     from proxy.upstream.pool import OriginPool
+
+
+URGENT_WRITE_MAX_IDLE_S = 1.0  # idle longer: even an urgent request waits for the batch
 
 
 def make_codec(name: CodecName, sink: ResponseSink, max_header_bytes: int) -> Http1ClientCodec:
@@ -92,9 +97,9 @@ class Http1Connection(asyncio.Protocol):
         return self._ex is None
 
     def bind(self, ex: PooledExchange) -> bool:
-        """Start ``ex`` here: its bytes go out at the end of the iteration (`flush_batched`).
-        False when the connection is already known dead (the pool then tries elsewhere); the
-        connection is closed then."""
+        """Start ``ex`` here: its bytes go out at the end of the iteration (`flush_batched`),
+        or at once when it is urgent. False when the connection is known dead (the pool then
+        tries elsewhere); the connection is closed then."""
         transport = self.transport
         if transport is None or self._closed or transport.is_closing():
             self.close()
@@ -119,7 +124,33 @@ class Http1Connection(asyncio.Protocol):
             transport.pause_reading()
         self._out = out
         self._head_pending = True
-        self._pool.writes.add(self)
+        if not ex.urgent or (
+            self._reused and self._pool.clock() - self.last_used > URGENT_WRITE_MAX_IDLE_S
+        ):
+            self._pool.writes.add(self)
+            return True
+        # A streamed answer's first token waits on this request: under load the rest of the
+        # iteration is hundreds of other streams' events, so it leaves now (one more wake-up
+        # of the provider per stream, against the hundreds of events the stream brings).
+        # Only on a connection that is new or answered within the last second: writing at the
+        # end of the iteration also lets a close the server sent an idle connection arrive
+        # before any byte goes out (the exchange then goes elsewhere, unsent), and no server
+        # closes a connection for idleness within a second of its last answer.
+        self._out = None
+        self._head_pending = False
+        transport.write(out)
+        if not transport.is_closing():
+            ex.body = []  # written: the pool will not need it again
+            return True
+        # The write failed at once: nothing reached the server. The pool's caller is in the
+        # middle of handing out work, so nothing may call back into it from here.
+        self._ex = None
+        ex.carrier = None
+        self.close()
+        if self._reused:
+            ex.state = QUEUED
+            return False  # the pool tries another connection, as for one known dead
+        ex.fail_soon(_new_connection_reset(self._pool.origin.host))
         return True
 
     def flush_batched(self) -> None:
@@ -155,13 +186,7 @@ class Http1Connection(asyncio.Protocol):
             ex.state = QUEUED
             self._pool.retry_unsent(ex)
             return
-        ex.fail(
-            UpstreamResetError(
-                f"upstream {self._pool.origin.host} closed a new connection before the "
-                "request was written",
-                request_bytes_sent=False,
-            )
-        )
+        ex.fail(_new_connection_reset(self._pool.origin.host))
 
     def close(self) -> None:
         """Close now and leave the pool. The bound exchange, if any, must already be settled."""
@@ -340,3 +365,10 @@ class Http1Connection(asyncio.Protocol):
         ex = self._ex
         if ex is not None and ex.state < DONE and not self._request_done:
             ex.handler.on_upstream_writable()
+
+
+def _new_connection_reset(host: str) -> UpstreamResetError:
+    return UpstreamResetError(
+        f"upstream {host} closed a new connection before the request was written",
+        request_bytes_sent=False,
+    )

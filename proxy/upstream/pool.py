@@ -173,6 +173,7 @@ class OriginPool:
         if self._closed:
             conn.close()
             return
+        conn.last_used = self.clock()  # its last answer: see Http1Connection.bind
         waiters = self._waiters
         if waiters:
             ex = waiters.popleft()
@@ -183,7 +184,6 @@ class OriginPool:
             self._counters.stale_retries_total += 1
             self._dial_for_waiters()
             return
-        conn.last_used = self.clock()
         self._idle[conn] = None
         if not self._sweep_due:
             self._sweep_due = True

@@ -11,6 +11,7 @@ import pytest
 
 from proxy.errors import UpstreamConnectError, UpstreamOverflowError
 from proxy.upstream.api import Origin
+from proxy.upstream.http1 import URGENT_WRITE_MAX_IDLE_S
 from tests.integration.upstream.helpers import CODECS, FakeClock, make_client
 from tests.support.aio import LOOPS, LoopName, eventually, run
 from tests.support.h1server import (
@@ -185,7 +186,13 @@ def test_connection_closed_by_server_while_idle_is_dropped(codec: str) -> None:
 
 @pytest.mark.parametrize("loop", LOOPS)
 @pytest.mark.parametrize("codec", CODECS)
-def test_reset_idle_connection_is_retried_on_a_fresh_one(codec: str, loop: LoopName) -> None:
+@pytest.mark.parametrize("urgent", [False, True])
+def test_reset_idle_connection_is_retried_on_a_fresh_one(
+    codec: str, loop: LoopName, urgent: bool
+) -> None:
+    """Batched, the write fails at the end of the iteration; urgent, it fails inside
+    `request` itself. Either way nothing was sent and the request goes to a fresh connection."""
+
     async def main() -> None:
         async with ScriptedHttp1Server(echo()) as server:
             client = make_client(codec)
@@ -195,7 +202,7 @@ def test_reset_idle_connection_is_retried_on_a_fresh_one(codec: str, loop: LoopN
             server.abort_connections(rst=True)
             await asyncio.sleep(0)  # the RST is on the wire; the client's loop has not read it
             handler = RecordingHandler()
-            client.request(server.origin(), b"POST", b"/b", [], handler, True)
+            client.request(server.origin(), b"POST", b"/b", [], handler, True, urgent=urgent)
             await handler.wait()
             assert (handler.status, handler.error) == (200, None)
             stats = client.stats()
@@ -209,8 +216,9 @@ def test_reset_idle_connection_is_retried_on_a_fresh_one(codec: str, loop: LoopN
 
 @pytest.mark.parametrize("codec", CODECS)
 @pytest.mark.parametrize("server_sends", ["fin", "stray response"])
+@pytest.mark.parametrize("urgent", [False, True])
 def test_a_request_bound_as_its_idle_connection_dies_goes_to_a_fresh_one(
-    codec: str, server_sends: str
+    codec: str, server_sends: str, urgent: bool
 ) -> None:
     """The request is bound to an idle connection in the loop iteration whose poll also brings
     that connection's close (or bytes nobody asked for). Its bytes are only written at the end
@@ -218,14 +226,18 @@ def test_a_request_bound_as_its_idle_connection_dies_goes_to_a_fresh_one(
     as if sent (FIN) nor take the stray bytes for its answer. The stock loop runs the ready
     descriptors' callbacks in the order they became readable, which lets the test put the
     request's trigger first; uvloop ran the connection's end first here whatever the order,
-    which takes the ordinary path (the dead connection leaves the pool before the request)."""
+    which takes the ordinary path (the dead connection leaves the pool before the request).
+    An urgent request waits for the batch too once its connection has been idle longer than
+    URGENT_WRITE_MAX_IDLE_S."""
 
     async def main() -> None:
+        clock = FakeClock()
         async with ScriptedHttp1Server(echo()) as server:
-            client = make_client(codec)
+            client = make_client(codec, clock)
             first = RecordingHandler()
             client.request(server.origin(), b"GET", b"/a", [], first, True)
             await first.wait()
+            clock.advance(URGENT_WRITE_MAX_IDLE_S + 0.5)
             ev_loop = asyncio.get_running_loop()
             trigger, poke = socket.socketpair()
             trigger.setblocking(False)
@@ -234,7 +246,9 @@ def test_a_request_bound_as_its_idle_connection_dies_goes_to_a_fresh_one(
             def on_trigger() -> None:  # an I/O callback, like a client's request arriving
                 ev_loop.remove_reader(trigger.fileno())
                 trigger.recv(1)
-                client.request(server.origin(), b"POST", b"/b", [], second, True, b"hello")
+                client.request(
+                    server.origin(), b"POST", b"/b", [], second, True, b"hello", urgent=urgent
+                )
 
             ev_loop.add_reader(trigger.fileno(), on_trigger)
             # A duplicate of the server's socket: the same connection, acted on at once, out of
@@ -263,6 +277,50 @@ def test_a_request_bound_as_its_idle_connection_dies_goes_to_a_fresh_one(
             await client.close()
 
     run(main(), loop="asyncio")
+
+
+@pytest.mark.parametrize("codec", CODECS)
+@pytest.mark.parametrize("loop", LOOPS)
+def test_urgent_requests_are_written_at_once_the_others_with_the_batch(
+    codec: str, loop: LoopName
+) -> None:
+    """What the provider can read while the loop is still in the callback that made the
+    request: nothing of a batched request, all of an urgent one on a connection that answered
+    within URGENT_WRITE_MAX_IDLE_S (or is new); once it has been idle longer, only the batch
+    writes it."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        async with ScriptedHttp1Server(echo()) as server:
+            client = make_client(codec, clock)
+            seen: list[bytes] = []
+
+            async def one(path: bytes, urgent: bool) -> None:
+                handler = RecordingHandler()
+                # The server's end of the pooled connection, read behind its transport's back
+                # (it only peeks: the server still reads the request itself).
+                fd = server.connections[0].writer.transport.get_extra_info("socket").fileno()
+                with socket.socket(fileno=os.dup(fd)) as sock:
+                    client.request(server.origin(), b"POST", path, [], handler, True, b"x", urgent)
+                    try:
+                        seen.append(sock.recv(65536, socket.MSG_PEEK | socket.MSG_DONTWAIT))
+                    except BlockingIOError:
+                        seen.append(b"")
+                await handler.wait()
+                assert (handler.status, handler.header(b"x-path")) == (200, path)
+
+            first = RecordingHandler()
+            client.request(server.origin(), b"GET", b"/warm", [], first, True, urgent=True)
+            await first.wait()
+            await one(b"/batched", False)
+            await one(b"/urgent", True)
+            clock.advance(URGENT_WRITE_MAX_IDLE_S + 0.5)
+            await one(b"/urgent-after-idle", True)
+            assert [s.split(b" ")[1] if s else b"" for s in seen] == [b"", b"/urgent", b""]
+            assert client.stats()["connects_total"] == 1
+            await client.close()
+
+    run(main(), loop=loop)
 
 
 @pytest.mark.parametrize("codec", CODECS)
