@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -17,8 +16,7 @@ from typing import Any
 
 from proxy.mock_provider.options import DEFAULT_MODELS, FailMode, MockOptions
 from proxy.mock_provider.server import MockProvider
-
-GC_GEN0_THRESHOLD = 10_000  # allocations between young-generation collections (default 700)
+from proxy.server.gc_pacer import GcPacer, tune_gc
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -118,15 +116,15 @@ async def _serve(options: MockOptions) -> int:
         print(f"mock-provider: cannot listen on {options.host}:{options.port}: {exc}",
               file=sys.stderr)  # fmt: skip
         return 1
-    # As Junction's workers do: what start-up made leaves the collector's sight, and young
-    # objects are collected less often. With the default thresholds, a few thousand open
-    # streams made full collections of 30-60 ms, which every benchmark then showed as gaps
-    # in the provider's own streams.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
-    stop = asyncio.Event()
+    # As Junction's workers do (proxy/server/gc_pacer.py). With the default thresholds, a few
+    # thousand open streams made full collections of 30-60 ms, and with raised thresholds
+    # alone the young generation went uncollected for seconds, then took 7-9 ms (at ~1,050
+    # streams), which every benchmark showed as gaps in the provider's own streams.
+    tune_gc()
     loop = asyncio.get_running_loop()
+    pacer = GcPacer(loop)
+    pacer.start()
+    stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     protocols = "HTTP/1.1" + (", h2c" if options.h2c and not options.tls_cert else "")
@@ -136,6 +134,7 @@ async def _serve(options: MockOptions) -> int:
     try:
         await stop.wait()
     finally:
+        pacer.stop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         await provider.stop()

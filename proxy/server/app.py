@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from proxy.errors import ConfigError
 from proxy.native import native_status
 from proxy.observability.app_log import configure_logging
+from proxy.server.gc_pacer import GcPacer
 from proxy.server.loop import loop_factory
 from proxy.server.malloc import tune_malloc
 from proxy.server.worker import Worker
@@ -69,6 +70,8 @@ def run_worker(
             return 2
         worker.install_signal_handlers()
         worker.tune_gc()
+        pacer = GcPacer(asyncio.get_running_loop())
+        pacer.start()
         tune_malloc()
         scheme = "https" if config.listen.tls is not None else "http"
         log.info(
@@ -79,7 +82,10 @@ def run_worker(
             f"http://{config.admin.host}:{worker.admin_port}" if worker.admin_port else "off",
             native_status().summary(),
         )
-        code = await worker.run_until_stopped()
+        try:
+            code = await worker.run_until_stopped()
+        finally:
+            pacer.stop()
         log.info("drained, exiting")
         return code
 

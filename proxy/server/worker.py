@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import os
 import signal
@@ -35,6 +34,7 @@ from proxy.observability.usage import UsageTotals
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
 from proxy.protocol.write_batch import WriteBatch
 from proxy.routing.runtime import RuntimeConfig
+from proxy.server.gc_pacer import tune_gc
 from proxy.server.listener import bind_socket, server_tls_context
 from proxy.server.streams import Counters, ProxyStreamFactory, RuntimeHolder
 from proxy.upstream.client import PooledUpstreamClient
@@ -45,8 +45,6 @@ if TYPE_CHECKING:
     from proxy.observability.tracing import Tracing
 
 log = logging.getLogger("junction")
-
-GC_GEN0_THRESHOLD = 10_000  # allocations between young-generation collections (default 700)
 
 
 class ConnectionSet:
@@ -301,12 +299,8 @@ class Worker:
 
     @staticmethod
     def tune_gc() -> None:
-        """Move everything made at start-up out of the collector's sight and collect young
-        objects less often: a request makes a few dozen short-lived objects, and scanning the
-        long-lived heap for them cost about 6 % of the per-request time here."""
-        gc.collect()
-        gc.freeze()
-        gc.set_threshold(GC_GEN0_THRESHOLD, 20, 100)
+        """See `proxy.server.gc_pacer.tune_gc` (the loop's `GcPacer` is started beside it)."""
+        tune_gc()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()
