@@ -106,7 +106,7 @@ class DownstreamConnection(asyncio.Protocol):
         self._queued: deque[Event] = deque()
         self._write_paused = False
         self._flush_scheduled = False
-        self._head_unsent = False  # a response head waits for its first body bytes
+        self._head_unsent = 0  # the stream whose response head waits for its first body bytes
         self._read_paused = False
         self._closed = False
         self._draining = False
@@ -289,15 +289,15 @@ class DownstreamConnection(asyncio.Protocol):
         else:
             # Body bytes follow at once (streams start a response only when they have its
             # first bytes), and the head leaves in the same write: see write_data.
-            self._head_unsent = True
+            self._head_unsent = stream_id
 
     def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
         codec = self.codec
         if codec is None or self._closed:
             return
         codec.send_data(stream_id, data, end)
-        if self._head_unsent:
-            self._head_unsent = False
+        if self._head_unsent == stream_id:
+            self._head_unsent = 0
             if not end:
                 # A stream's head and first content (its first token) are written now, not
                 # at the end of the loop iteration with the batch: under load an iteration

@@ -142,8 +142,9 @@ class Http1Connection(asyncio.Protocol):
         if not transport.is_closing():
             ex.body = []  # written: the pool will not need it again
             return True
-        # The write failed at once: nothing reached the server. The pool's caller is in the
-        # middle of handing out work, so nothing may call back into it from here.
+        # The write failed at once: nothing reached the server. bind is called by the pool
+        # while it hands out work, so the exchange is not handed back from here (as
+        # `_requeue` does after the batch): the result says what the pool should do.
         self._ex = None
         ex.carrier = None
         self.close()
