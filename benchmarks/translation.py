@@ -63,7 +63,7 @@ from proxy.filters.api import Dialect
 from proxy.mock_provider.openai_checks import check_openai
 from proxy.mock_provider.options import MockOptions
 from proxy.mock_provider.planner import Planner
-from proxy.server.worker import Worker
+from proxy.server.gc_pacer import tune_gc
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "benchmarks"
@@ -1090,7 +1090,7 @@ def _on_core(core: int | None) -> Any:
     thresholds = gc.get_threshold()
     if core is not None:
         os.sched_setaffinity(0, {core})
-    Worker.tune_gc()
+    tune_gc()
     try:
         yield
     finally:

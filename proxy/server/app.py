@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from proxy.errors import ConfigError
 from proxy.native import native_status
 from proxy.observability.app_log import configure_logging
-from proxy.server.gc_pacer import GcPacer
+from proxy.server.gc_pacer import GcPacer, tune_gc
 from proxy.server.loop import loop_factory
 from proxy.server.malloc import tune_malloc
 from proxy.server.worker import Worker
@@ -69,7 +69,7 @@ def run_worker(
             print(f"junction: {exc.message}", file=sys.stderr)
             return 2
         worker.install_signal_handlers()
-        worker.tune_gc()
+        tune_gc()
         pacer = GcPacer(asyncio.get_running_loop())
         pacer.start()
         tune_malloc()

@@ -34,7 +34,6 @@ from proxy.observability.usage import UsageTotals
 from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, StreamFactory
 from proxy.protocol.write_batch import WriteBatch
 from proxy.routing.runtime import RuntimeConfig
-from proxy.server.gc_pacer import tune_gc
 from proxy.server.listener import bind_socket, server_tls_context
 from proxy.server.streams import Counters, ProxyStreamFactory, RuntimeHolder
 from proxy.upstream.client import PooledUpstreamClient
@@ -296,11 +295,6 @@ class Worker:
         }
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    @staticmethod
-    def tune_gc() -> None:
-        """See `proxy.server.gc_pacer.tune_gc` (the loop's `GcPacer` is started beside it)."""
-        tune_gc()
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -145,9 +145,7 @@ class Http1Connection(asyncio.Protocol):
         # The write failed at once: nothing reached the server. bind is called by the pool
         # while it hands out work, so the exchange is not handed back from here (as
         # `_requeue` does after the batch): the result says what the pool should do.
-        self._ex = None
-        ex.carrier = None
-        self.close()
+        self._unbind(ex)
         if self._reused:
             ex.state = QUEUED
             return False  # the pool tries another connection, as for one known dead
@@ -178,16 +176,20 @@ class Http1Connection(asyncio.Protocol):
         keep-alive connection the server dropped while idle gives the exchange back to the
         pool, which tries another; a fresh one that died at once is the upstream failing, and
         the exchange fails (nothing sent, so the router may retry or fall back)."""
-        self._out = None
-        self._head_pending = False
-        self._ex = None
-        ex.carrier = None
-        self.close()
+        self._unbind(ex)
         if self._reused:
             ex.state = QUEUED
             self._pool.retry_unsent(ex)
             return
         ex.fail(_new_connection_reset(self._pool.origin.host))
+
+    def _unbind(self, ex: PooledExchange) -> None:
+        """Take ``ex``, none of whose bytes were written, off this connection, and close it."""
+        self._out = None
+        self._head_pending = False
+        self._ex = None
+        ex.carrier = None
+        self.close()
 
     def close(self) -> None:
         """Close now and leave the pool. The bound exchange, if any, must already be settled."""

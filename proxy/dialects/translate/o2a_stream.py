@@ -105,6 +105,38 @@ def error_kind_from_openai(error: object) -> tuple[str, str]:
     return kind or "api_error", message
 
 
+def _text_only(chunk: object) -> str | None:
+    """The text of a chunk that carries nothing but text for choice 0 (no finish, usage,
+    error, reasoning or tool calls), else None: what `on_chunk` would only append to the open
+    text block."""
+    if type(chunk) is not dict:
+        return None
+    choices = chunk.get("choices")
+    if type(choices) is not list or len(choices) != 1:
+        return None
+    if chunk.get("error") is not None or type(chunk.get("usage")) is dict:
+        return None
+    choice = choices[0]
+    if type(choice) is not dict or choice.get("finish_reason") is not None:
+        return None
+    if choice.get("index", 0) not in (0, None):
+        return None
+    delta = choice.get("delta")
+    if type(delta) is not dict:
+        return None
+    text = delta.get("content")
+    if type(text) is not str or not text:
+        return None
+    if (
+        delta.get("tool_calls")
+        or delta.get("reasoning_content")
+        or delta.get("reasoning")
+        or delta.get("thinking")
+    ):
+        return None
+    return text
+
+
 class _Call:
     """One OpenAI tool call (by index) on its way to becoming a tool_use block."""
 
@@ -173,32 +205,10 @@ class OpenAIToAnthropicStream:
         """`on_chunk` rendered as SSE: the bytes ``encode_anthropic_events(on_chunk(chunk))``
         gives. Most chunks of a long answer only add text to the open text block; those are
         rendered straight from the text, without building the event they stand for."""
-        if self._open == _TEXT and not self.ended and type(chunk) is dict:
-            choices = chunk.get("choices")
-            if (
-                type(choices) is list
-                and len(choices) == 1
-                and chunk.get("error") is None
-                and type(chunk.get("usage")) is not dict
-            ):
-                choice = choices[0]
-                if (
-                    type(choice) is dict
-                    and choice.get("finish_reason") is None
-                    and choice.get("index", 0) in (0, None)
-                ):
-                    delta = choice.get("delta")
-                    if type(delta) is dict:
-                        text = delta.get("content")
-                        if (
-                            type(text) is str
-                            and text
-                            and not delta.get("tool_calls")
-                            and not delta.get("reasoning_content")
-                            and not delta.get("reasoning")
-                            and not delta.get("thinking")
-                        ):
-                            return self._text_prefix + orjson.dumps(text) + b"}}\n\n"
+        if self._open == _TEXT and not self.ended:
+            text = _text_only(chunk)
+            if text is not None:
+                return self._text_prefix + orjson.dumps(text) + b"}}\n\n"
         return encode_anthropic_events(self.on_chunk(chunk))
 
     def on_done(self) -> list[AnthropicEvent]:
