@@ -90,7 +90,10 @@ class FilterCallbacks(Protocol):
         """Start the response (used by the terminal filter)."""
         ...
 
-    def encode_data(self, data: bytes, end_stream: bool) -> None: ...
+    def encode_data(self, data: bytes, end_stream: bool) -> bool:
+        """Send response body bytes through the encoder filters. The result is
+        `downstream_writable` afterwards."""
+        ...
 
     @property
     def downstream_writable(self) -> bool:

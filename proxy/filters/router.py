@@ -882,8 +882,8 @@ class RouterFilter:
             self._cb.info.add_flag(broken.flag)
             self._cb.encode_data(data, True)
             return
-        self._cb.encode_data(data, False)
-        if not self._paused and not self._done and not self._cb.downstream_writable:
+        writable = self._cb.encode_data(data, False)
+        if not writable and not self._paused and not self._done:
             self._paused = True
             if self._exchange is not None:
                 self._exchange.pause_reading()

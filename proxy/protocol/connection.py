@@ -291,10 +291,10 @@ class DownstreamConnection(asyncio.Protocol):
             # first bytes), and the head leaves in the same write: see write_data.
             self._head_unsent = stream_id
 
-    def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
+    def write_data(self, stream_id: int, data: bytes, end: bool) -> bool:
         codec = self.codec
         if codec is None or self._closed:
-            return
+            return False
         codec.send_data(stream_id, data, end)
         if self._head_unsent == stream_id:
             self._head_unsent = 0
@@ -305,8 +305,9 @@ class DownstreamConnection(asyncio.Protocol):
                 # a client of a stream waits on. Later chunks, and whole answers (which end
                 # here), join the batch.
                 self._flush()
-                return
+                return self.stream_writable(stream_id)
         self._flush_soon()
+        return self.stream_writable(stream_id)
 
     def stream_writable(self, stream_id: int) -> bool:
         if self._write_paused or self._closed:

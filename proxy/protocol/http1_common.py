@@ -108,7 +108,7 @@ class Http1ServerCodecBase(Http1ResponseSide):
 
     @property
     def pipelined(self) -> int:
-        return len(self._exchanges)
+        return 0 if self._oldest is None else 1 + len(self._later)
 
     def receive(self, data: bytes, now: float) -> list[Event]:
         events: list[Event] = []
@@ -303,7 +303,7 @@ class Http1ServerCodecBase(Http1ResponseSide):
                     ex.expect_continue = True
         if self._draining:
             ex.close_after = True
-        self._exchanges.append(ex)
+        self._add_exchange(ex)
 
         if content_length:
             events.append(

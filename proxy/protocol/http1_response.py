@@ -104,7 +104,11 @@ class Http1ResponseSide:
     """Response half of the codec; the receive half supplies the two input hooks."""
 
     def __init__(self) -> None:
-        self._exchanges: deque[Exchange] = deque()  # oldest unanswered first
+        # Unanswered exchanges, oldest first: the one being answered is an attribute of its
+        # own, so that a response's every chunk reads it from here rather than from a
+        # deque's separate block of memory (a cache miss per event under load).
+        self._oldest: Exchange | None = None
+        self._later: deque[Exchange] = deque()
         self._out: list[bytes] = []
         self._out_closed = False
         # False once the connection must close after what is queued. A plain attribute (the
@@ -120,11 +124,20 @@ class Http1ResponseSide:
         """No request is partly received."""
         raise NotImplementedError
 
+    def _add_exchange(self, ex: Exchange) -> None:
+        if self._oldest is None:
+            self._oldest = ex
+        else:
+            self._later.append(ex)
+
+    def _pop_oldest(self) -> None:
+        later = self._later
+        self._oldest = later.popleft() if later else None
+
     def send_continue(self, stream_id: int) -> None:
-        exchanges = self._exchanges
-        if self._out_closed or not exchanges:
+        ex = self._oldest
+        if self._out_closed or ex is None:
             return
-        ex = exchanges[0]
         if (
             ex.stream_id == stream_id
             and ex.expect_continue
@@ -136,8 +149,7 @@ class Http1ResponseSide:
     def send_headers(self, stream_id: int, status: int, headers: Headers, end_stream: bool) -> None:
         if self._out_closed:
             return  # the connection is closing; later responses are dropped
-        exchanges = self._exchanges
-        ex = exchanges[0] if exchanges else None
+        ex = self._oldest
         if ex is None or ex.stream_id != stream_id:
             raise ValueError(f"stream {stream_id} is not the oldest unanswered request")
         if ex.head_sent:
@@ -213,8 +225,7 @@ class Http1ResponseSide:
     def send_data(self, stream_id: int, data: bytes, end_stream: bool) -> None:
         if self._out_closed:
             return
-        exchanges = self._exchanges
-        ex = exchanges[0] if exchanges else None
+        ex = self._oldest
         if ex is None or ex.stream_id != stream_id:
             raise ValueError(f"stream {stream_id} is not the oldest unanswered request")
         mode = ex.out_mode
@@ -227,7 +238,7 @@ class Http1ResponseSide:
                 ex.out_left = left
             if end_stream:
                 # The common end: a whole Content-Length body on a connection kept alive.
-                exchanges.popleft()
+                self._pop_oldest()
                 if ex.out_left or ex.close_after or self._draining or not ex.request_done:
                     self._close_output()
             return
@@ -245,7 +256,7 @@ class Http1ResponseSide:
             self._finish(ex)
 
     def _finish(self, ex: Exchange) -> None:
-        self._exchanges.popleft()
+        self._pop_oldest()
         if (
             ex.close_after
             or self._draining
@@ -262,8 +273,8 @@ class Http1ResponseSide:
     def send_error_response(self, status: int, headers: Headers, body: bytes) -> bool:
         if self._out_closed:
             return False
-        exchanges = self._exchanges
-        if exchanges and exchanges[0].head_sent:
+        oldest = self._oldest
+        if oldest is not None and oldest.head_sent:
             self._close_output()  # a response is half written: all we can do is close
             return False
         parts = [status_line(status)]
@@ -275,7 +286,8 @@ class Http1ResponseSide:
         self._write_head(parts, lines)
         if body:
             self._out.append(body)
-        exchanges.clear()
+        self._oldest = None
+        self._later.clear()
         self._close_output()
         return True
 
@@ -304,4 +316,4 @@ class Http1ResponseSide:
 
     @property
     def idle(self) -> bool:
-        return not self._exchanges and self._between_requests()
+        return self._oldest is None and self._between_requests()

@@ -34,6 +34,9 @@ CodecName = Literal["auto", "httptools", "h11"]
 # for a body or answer 411).
 _BODY_METHODS = frozenset({b"POST", b"PUT", b"PATCH"})
 _NO_BODY_STATUS = frozenset({204, 304})
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+# A chunk-size line the fast path reads itself: hex digits only, as many as a 64-bit size has.
+_MAX_CHUNK_SIZE_DIGITS = 16
 
 
 class ResponseSink(Protocol):
@@ -141,11 +144,20 @@ class HttptoolsCodec:
     began stay within it, so does the head. Only a read that takes the count past the bound
     (a large head, or a first read holding much of the body) weighs the fields one by one.
     Chunked trailers, which arrive after the head, are weighed after each read.
+
+    A streamed answer arrives as one small chunk per read (an SSE event each). Once llhttp has
+    finished a chunk (`on_chunk_complete`) and nothing has come since, it is waiting for the
+    next chunk-size line, and a read made of whole chunks leaves it in that very state:
+    `_whole_chunks` hands such chunks to the sink itself (a plain hex size, its bytes, CRLF)
+    and feeds llhttp only what is left from the first thing it does not read itself (the last
+    chunk, extensions, a chunk cut by the read, garbage), so llhttp's framing, strictness and
+    end-of-message handling stay in charge.
     """
 
     __slots__ = (
         "_authority",
         "_body_left",
+        "_boundary",
         "_chunked",
         "_close_delimited",
         "_exact_head",
@@ -185,6 +197,7 @@ class HttptoolsCodec:
         self._is_head = False
         self._chunked = False
         self._body_left = 0
+        self._boundary = False  # llhttp has just finished a body chunk: see _whole_chunks
         self.reusable = False
 
     # -- request direction --------------------------------------------------------------
@@ -273,6 +286,10 @@ class HttptoolsCodec:
 
     # -- response direction -------------------------------------------------------------
     def receive(self, data: bytes) -> None:
+        if self._boundary:
+            data = self._whole_chunks(data)
+            if not data:
+                return
         if not self._headers_done:
             self._raw_bytes += len(data)
         try:
@@ -282,6 +299,7 @@ class HttptoolsCodec:
             cause = exc.__context__
             if isinstance(cause, _HeadResponseDone):
                 self._parser = httptools.HttpResponseParser(self)
+                self._boundary = False
                 return
             if cause is None:  # pragma: no cover - httptools always chains it
                 raise UpstreamProtocolError("malformed upstream response") from None
@@ -296,6 +314,26 @@ class HttptoolsCodec:
         elif self._raw_bytes > self._max_header_bytes:
             # llhttp buffers an unfinished header line itself: bound what it may be holding.
             raise too_large(self._max_header_bytes)
+
+    def _whole_chunks(self, data: bytes) -> bytes:
+        """Deliver the whole non-empty chunks ``data`` starts with (llhttp is at a chunk
+        boundary); return the rest, for llhttp."""
+        pos = 0
+        end_of_read = len(data)
+        while self._boundary:  # the sink may end the exchange from inside on_body
+            eol = data.find(b"\r\n", pos, pos + _MAX_CHUNK_SIZE_DIGITS + 2)
+            if eol <= pos:
+                break
+            size_line = data[pos:eol]
+            if size_line.strip(_HEX_DIGITS):
+                break  # extensions, spaces, anything else: llhttp's to judge
+            start = eol + 2
+            end = start + int(size_line, 16)
+            if end == start or end + 2 > end_of_read or data[end] != 13 or data[end + 1] != 10:
+                break  # the last chunk, one cut by the read, or a bad terminator
+            pos = end + 2
+            self.on_body(data[start:end])
+        return data[pos:] if pos else data
 
     def _weigh_trailers(self) -> None:
         trailers = self._headers
@@ -319,6 +357,7 @@ class HttptoolsCodec:
         self._on_head = sink.on_response_head
         self._on_end = sink.on_response_end
         self.on_body = sink.on_response_data
+        self._boundary = False
         # The parser holds this codec as its protocol: a parser that does not is swapped in.
         self._parser = httptools.HttpResponseParser(sink)
 
@@ -326,7 +365,14 @@ class HttptoolsCodec:
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name.lower(), value))
 
+    def on_chunk_header(self) -> None:
+        self._boundary = False
+
+    def on_chunk_complete(self) -> None:
+        self._boundary = True
+
     def on_headers_complete(self) -> None:
+        self._boundary = False
         headers = self._headers
         limit = self._max_header_bytes
         # Field by field as ever, but the status line counts as its 15 fixed bytes: the reason
@@ -360,6 +406,7 @@ class HttptoolsCodec:
             raise _HeadResponseDone
 
     def on_message_complete(self) -> None:
+        self._boundary = False
         if self._headers_done:  # not the end of a 1xx interim response
             # Ready for the next response before the sink hears of this one's end: the sink
             # may start the next exchange from inside on_response_end.

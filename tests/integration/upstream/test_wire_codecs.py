@@ -149,6 +149,71 @@ def test_http1_trailers_are_bounded(codec: str) -> None:
             c.receive(b"x-trailer: " + b"t" * 100 + b"\r\n")
 
 
+CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def at_chunk_boundary(sink: Sink) -> HttptoolsCodec:
+    """An httptools codec that has parsed a chunked head and one whole chunk through llhttp."""
+    codec = HttptoolsCodec(sink, 4096)
+    codec.encode_head(b"GET", b"/", b"h", [], True)
+    codec.receive(CHUNKED_HEAD + b"1\r\na\r\n")
+    return codec
+
+
+def test_whole_chunks_at_a_boundary_are_read_without_llhttp() -> None:
+    sink = Sink()
+    codec = at_chunk_boundary(sink)
+    # Whole plain chunks are ours; from the first chunk with an extension on, llhttp's.
+    rest = codec._whole_chunks(b"3\r\nbcd\r\n00A\r\n0123456789\r\n1;x=y\r\ne\r\n0\r\n\r\n")
+    assert rest == b"1;x=y\r\ne\r\n0\r\n\r\n"
+    assert sink.events[-1] == ("data", b"abcd0123456789")
+    codec.receive(rest)  # llhttp is where it was: at the next chunk-size line
+    assert sink.events[-2:] == [("data", b"abcd0123456789e"), ("end", None)]
+    assert codec.reusable
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        [b"3\r\nabc\r\n4\r\ndefg\r\n", b"0\r\n\r\n"],  # whole chunks, then the last
+        [b"3\r\nabc\r\n4\r\nde", b"fg\r\n0\r\n\r\n"],  # a chunk cut by the read
+        [b"3\r\nabc\r\n4\r\ndefg\r", b"\n0\r\n\r\n"],  # cut inside its CRLF
+        [b"3\r\nabc\r\n4;ext\r\ndefg\r\n0\r\nX-T: 1\r\n\r\n"],  # extension, trailer
+        [b"3\r\nabc\r\n", b"4\r\ndefg\r\n", b"0\r\n\r\n"],  # one chunk per read
+    ],
+)
+def test_chunked_reads_give_what_h11_gives(pieces: list[bytes]) -> None:
+    results = []
+    for codec in CODECS:
+        sink = Sink()
+        c = make(codec, sink)
+        c.encode_head(b"GET", b"/", b"h", [], True)
+        c.receive(CHUNKED_HEAD + b"1\r\nx\r\n")
+        for piece in pieces:
+            c.receive(piece)
+        assert c.reusable
+        results.append(sink.events)
+    assert results[0] == results[1]
+    assert results[0][1:] == [("data", b"xabcdefg"), ("end", None)]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b"3\r\nabcXY",  # no CRLF after the chunk's bytes
+        b"+3\r\nabc\r\n",  # int() would take these size lines; HTTP does not
+        b"0x3\r\nabc\r\n",
+        b"1_0\r\n0123456789abcdef\r\n",
+        b"3\r\nabc\r\nzz\r\n",  # a good chunk, then garbage
+    ],
+)
+def test_bad_chunks_after_a_boundary_are_still_refused(bad: bytes) -> None:
+    sink = Sink()
+    codec = at_chunk_boundary(sink)
+    with pytest.raises(UpstreamProtocolError, match="malformed"):
+        codec.receive(bad)
+
+
 def test_h2_request_headers() -> None:
     headers = request_headers(
         b"POST",

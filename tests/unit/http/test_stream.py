@@ -20,8 +20,9 @@ class RecordingSink:
     def write_headers(self, stream_id: int, status: int, headers: Headers, end: bool) -> None:
         self.writes.append(("headers", (status, list(headers), end)))
 
-    def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
+    def write_data(self, stream_id: int, data: bytes, end: bool) -> bool:
         self.writes.append(("data", (data, end)))
+        return self.writable
 
     def stream_writable(self, stream_id: int) -> bool:
         return self.writable

@@ -163,8 +163,9 @@ class Sink:
     def write_headers(self, stream_id: int, status: int, headers: Headers, end: bool) -> None:
         self.status, self.headers = status, list(headers)
 
-    def write_data(self, stream_id: int, data: bytes, end: bool) -> None:
+    def write_data(self, stream_id: int, data: bytes, end: bool) -> bool:
         self.body += data
+        return True
 
     def stream_writable(self, stream_id: int) -> bool:
         return True
