@@ -156,6 +156,7 @@ def at_chunk_boundary(sink: Sink) -> HttptoolsCodec:
     """An httptools codec that has parsed a chunked head and one whole chunk through llhttp."""
     codec = HttptoolsCodec(sink, 4096)
     codec.encode_head(b"GET", b"/", b"h", [], True)
+    codec.encode_end()
     codec.receive(CHUNKED_HEAD + b"1\r\na\r\n")
     return codec
 
@@ -188,6 +189,7 @@ def test_chunked_reads_give_what_h11_gives(pieces: list[bytes]) -> None:
         sink = Sink()
         c = make(codec, sink)
         c.encode_head(b"GET", b"/", b"h", [], True)
+        c.encode_end()
         c.receive(CHUNKED_HEAD + b"1\r\nx\r\n")
         for piece in pieces:
             c.receive(piece)
