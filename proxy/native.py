@@ -119,6 +119,7 @@ NATIVE_MODULES: Final[tuple[str, ...]] = (
     "proxy.upstream.http1_h11",
     "proxy.upstream.http2",
     "proxy.upstream.pool",
+    "proxy.upstream.read_batch",
     "proxy.upstream.tls",
 )
 

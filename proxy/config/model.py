@@ -163,6 +163,22 @@ class HedgeConfig(_Section):
     min_samples: PositiveInt = 20  # first-byte times of the candidate before `percentile` counts
 
 
+class ReadBatchingConfig(_Section):
+    """While a worker's core is nearly full, a streamed answer's later events are read in
+    batches: at most one read per ``window_s`` per stream (proxy/upstream/read_batch.py)."""
+
+    enabled: bool = True
+    window_s: Annotated[float, Field(gt=0, le=1)] = 0.04
+    start_above: Annotated[float, Field(gt=0, le=1)] = 0.75  # share of one core: on from here
+    stop_below: Fraction = 0.3  # ... and off below this, batched (server/overload.py)
+
+    @model_validator(mode="after")
+    def _check_thresholds(self) -> ReadBatchingConfig:
+        if self.stop_below >= self.start_above:
+            raise FieldProblems([(("stop_below",), "must be below start_above")])
+        return self
+
+
 class UpstreamConfig(_Section):
     connect_timeout_s: Seconds = 10.0
     max_connections_per_origin: PositiveInt = 256
@@ -173,6 +189,7 @@ class UpstreamConfig(_Section):
     response_header_timeout_s: Seconds = 600.0  # time to first response byte: LLMs are slow
     stream_idle_timeout_s: Seconds = 300.0  # no bytes either way in the middle of a response
     total_timeout_s: Seconds | None = None  # a whole request, retries included; None: no limit
+    read_batching: ReadBatchingConfig = ReadBatchingConfig()
 
     def upstream_settings(self) -> UpstreamSettings:
         """The pool settings; knobs not in the config keep UpstreamSettings' defaults."""
@@ -183,6 +200,7 @@ class UpstreamConfig(_Section):
             idle_timeout_s=self.idle_timeout_s,
             dns_ttl_s=self.dns_ttl_s,
             http1_codec=self.http1_codec,
+            read_batch_window_s=self.read_batching.window_s,
         )
 
 

@@ -135,6 +135,7 @@ class RouterFilter:
         "_runtime",
         "_seen_progress",
         "_sessions",
+        "_sse",
         "_started_s",
         "_status",
         "_sweeper",
@@ -205,6 +206,7 @@ class RouterFilter:
         self._started_s = 0.0
         self._status = 0
         self._got_headers = False
+        self._sse = False  # the provider answered 2xx with an event stream
         self._paused = False
         self._done = False
 
@@ -757,6 +759,7 @@ class RouterFilter:
         self._progress += 1
         cand = self._cand
         sse = any(k == b"content-type" and v.find(b"event-stream") >= 0 for k, v in headers)
+        self._sse = sse and status < 300
         if cand is not None:
             ttfb = self._clock() - self._started_s
             self._runtime.selector.on_first_byte(cand, ttfb)
@@ -866,6 +869,10 @@ class RouterFilter:
             return
         if self._head_pending:
             self._release_head(False)
+            if self._sse and self._exchange is not None:
+                # The client gets the first content now; what follows may be read in
+                # batches while the worker is overloaded (proxy/upstream/read_batch.py).
+                self._exchange.allow_gathering()
         if tr is not None and tr.failed:
             # The translator closed the client's stream over a broken provider stream: stop
             # reading it rather than wait for its end (or the idle timeout).

@@ -235,6 +235,17 @@ class ProxyMetrics:
             ("state",),
         )
         r.gauge(
+            "junction_upstream_read_batching",
+            "1 while the worker is overloaded and batches streamed answers' reads.",
+            lambda: [((), int(worker.client.reads.active))],
+        )
+        r.gauge(
+            "junction_upstream_read_holds_total",
+            "Reads of streamed answers deferred by read batching.",
+            lambda: [((), worker.client.reads.holds_total)],
+            kind="counter",
+        )
+        r.gauge(
             "junction_upstream_exchanges",
             "Upstream exchanges: active, or pending for a pool connection.",
             lambda: _exchanges(worker),

@@ -35,11 +35,12 @@ from proxy.protocol.connection import ConnectionSettings, DownstreamConnection, 
 from proxy.protocol.write_batch import WriteBatch
 from proxy.routing.runtime import RuntimeConfig
 from proxy.server.listener import bind_socket, server_tls_context
+from proxy.server.overload import OverloadGovernor, OverloadMonitor
 from proxy.server.streams import Counters, ProxyStreamFactory, RuntimeHolder
 from proxy.upstream.client import PooledUpstreamClient
 
 if TYPE_CHECKING:
-    from proxy.config.model import JunctionConfig
+    from proxy.config.model import JunctionConfig, ReadBatchingConfig
     from proxy.observability.otlp_metrics import OtlpMetricsPusher
     from proxy.observability.tracing import Tracing
 
@@ -125,6 +126,8 @@ class Worker:
         self.client = PooledUpstreamClient(
             loop, cfg.upstream.upstream_settings(), self._clock, writes=self.writes
         )
+        self.overload: OverloadMonitor | None = None
+        self._configure_read_batching(cfg.upstream.read_batching)
         self.counters = Counters()
         self.access_log = self._open_access_log(cfg, loop)
         usage = UsageTotals()
@@ -286,6 +289,7 @@ class Worker:
                 "responses": {f"{i}xx": n for i, n in enumerate(c.responses_by_class) if i},
             },
             "upstream": self.client.stats(),
+            "core_busy": round(self.overload.governor.busy, 3) if self.overload else None,
             "limits": limits_doc(self.holder.current.limiter),
             "config": {
                 "reloads_total": self.reloads_total,
@@ -337,6 +341,8 @@ class Worker:
             server.close()
         for conn in list(self.admin_conns.conns):
             conn.start_drain()
+        if self.overload is not None:
+            self.overload.stop()
         await self.client.close()
         # After every stream ended: their releases are the limiter's last background calls.
         await close_limiter(self.holder.current.limiter)
@@ -361,6 +367,26 @@ class Worker:
             # The exporter's last batch goes out over HTTP: off the loop, bounded by its timeout.
             await asyncio.get_running_loop().run_in_executor(None, tracing.shutdown)
 
+    def _configure_read_batching(self, cfg: ReadBatchingConfig) -> None:
+        """Start, retune or stop the overload monitor that turns read batching on and off
+        (proxy/server/overload.py); at start and on every reload."""
+        self.client.reads.window_s = cfg.window_s
+        monitor = self.overload
+        if not cfg.enabled:
+            if monitor is not None:
+                monitor.stop()
+                self.overload = None
+            return
+        if monitor is None:
+            governor = OverloadGovernor(cfg.start_above, cfg.stop_below)
+            self.overload = OverloadMonitor(
+                asyncio.get_running_loop(), governor, self.client.reads, clock=self._clock
+            )
+            self.overload.start()
+        else:
+            monitor.governor.start_above = cfg.start_above
+            monitor.governor.stop_below = cfg.stop_below
+
     def reload(self) -> bool:
         """Re-read the config file; keep the running config when the new one is invalid."""
         if self._config_path is None:
@@ -383,6 +409,7 @@ class Worker:
         retired_cache = self.holder.current.cache
         self.holder.current = runtime
         self.config = new
+        self._configure_read_batching(new.upstream.read_batching)
         if runtime.limiter is not retired:
             # `redis:` changed: the old limiter's connections close in the background (its
             # in-flight streams' releases are dropped; their leases expire in Redis).

@@ -49,6 +49,9 @@ class UpstreamSettings:
     max_response_header_bytes: int = 64 * 1024
     http1_codec: Literal["auto", "httptools", "h11"] = "auto"
     h2_max_streams_per_connection: int = 100  # also capped by the server's SETTINGS
+    # While the worker is overloaded, a streamed answer is read at most once per window
+    # (proxy/upstream/read_batch.py).
+    read_batch_window_s: float = 0.04
 
 
 class ResponseHandler(Protocol):
@@ -84,6 +87,12 @@ class Exchange(Protocol):
         ...
 
     def resume_reading(self) -> None: ...
+
+    def allow_gathering(self) -> None:
+        """The client has this stream's first content: while the worker is overloaded, later
+        events may gather for a short window and be read together
+        (proxy/upstream/read_batch.py). Never called for a whole (non-streamed) answer."""
+        ...
 
     def cancel(self) -> None:
         """The client went away. HTTP/1.1 closes the connection unless the exchange had

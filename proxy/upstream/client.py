@@ -27,6 +27,7 @@ from proxy.upstream.api import (
 from proxy.upstream.connect import Connector
 from proxy.upstream.exchange import PooledExchange
 from proxy.upstream.pool import OriginPool, PoolCounters
+from proxy.upstream.read_batch import ReadBatcher
 
 # Bound on the identity cache of request(): Origin objects beyond it take the hashing path.
 _POOL_BY_ID_ENTRIES = 64
@@ -51,6 +52,8 @@ class PooledUpstreamClient:
         self._sweep_interval_s = sweep_interval_s
         self._connector = Connector(loop, settings, clock)
         self._counters = PoolCounters()
+        # Off until the worker's overload monitor turns it on (proxy/server/overload.py).
+        self.reads = ReadBatcher(loop, clock, settings.read_batch_window_s)
         self._pools: dict[Origin, OriginPool] = {}
         self._pool_by_id: dict[int, tuple[Origin, OriginPool]] = {}
         self._sweep_handle: asyncio.TimerHandle | None = None
@@ -94,6 +97,7 @@ class PooledUpstreamClient:
                 self._counters,
                 self._arm_sweep,
                 self._writes,
+                self.reads,
             )
         if len(self._pool_by_id) < _POOL_BY_ID_ENTRIES:
             # The entry keeps ``origin`` alive, so its id cannot be reused by another object.
@@ -108,6 +112,7 @@ class PooledUpstreamClient:
             self._sweep_handle.cancel()
             self._sweep_handle = None
         self._pool_by_id.clear()
+        self.reads.close()
         pools = list(self._pools.values())
         for pool in pools:
             await pool.close()
@@ -135,6 +140,9 @@ class PooledUpstreamClient:
             "overflows_total": counters.overflows_total,
             "stale_retries_total": counters.stale_retries_total,
             "dns_cache_entries": len(self._connector.dns),
+            "read_batching": int(self.reads.active),
+            "reads_held": self.reads.held,
+            "read_holds_total": self.reads.holds_total,
         }
 
     # -- idle sweep -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ class PooledExchange:
         "body",
         "body_end",
         "carrier",
+        "gatherable",
         "handler",
         "headers",
         "loop",
@@ -85,6 +86,7 @@ class PooledExchange:
         self.stream_id = 0
         self.paused = False
         self.urgent = urgent  # HTTP/1.1: written when bound, not with the iteration's batch
+        self.gatherable = False  # reads may be batched under overload (allow_gathering)
 
     # -- Exchange -------------------------------------------------------------------------
     def send_data(self, data: bytes, end_stream: bool) -> None:
@@ -114,6 +116,9 @@ class PooledExchange:
             self.paused = False
             if self.carrier is not None:
                 self.carrier.resume(self)
+
+    def allow_gathering(self) -> None:
+        self.gatherable = True
 
     def cancel(self) -> None:
         state = self.state

@@ -19,7 +19,9 @@ response is fully parsed: bytes past the response's end answer no request (a res
 asked for closes the connection), so they must never reach the next exchange. Whatever ends
 the connection early (EOF, reset, garbage, cancel mid-body) fails the bound exchange and
 detaches the connection from the pool right away, so the pool's counters never wait on the
-transport's own close callback.
+transport's own close callback. While the worker is overloaded, a streamed answer's reads are
+batched: after a read that left it unfinished the connection pauses for the read batcher's
+window (proxy/upstream/read_batch.py).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Http1Connection(asyncio.Protocol):
         "_codec",
         "_ex",
         "_head_pending",
+        "_held",
         "_out",
         "_pool",
         "_receiving",
@@ -84,6 +87,7 @@ class Http1Connection(asyncio.Protocol):
         self._out: bytes | None = None  # encoded, waiting for the end of the iteration
         self._head_pending = False  # _out holds the request head: nothing written yet
         self._reused = False  # completed an exchange: a later death may be a stale keep-alive
+        self._held = False  # reading paused by the read batcher until its window ends
         self.last_used = 0.0
 
     # -- pool side ------------------------------------------------------------------------
@@ -230,7 +234,8 @@ class Http1Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def resume(self, ex: PooledExchange) -> None:
-        if ex is self._ex and self.transport is not None:
+        # While held, the read batcher resumes reading when the window ends.
+        if ex is self._ex and self.transport is not None and not self._held:
             self.transport.resume_reading()
 
     def cancel(self, ex: PooledExchange) -> None:
@@ -284,7 +289,8 @@ class Http1Connection(asyncio.Protocol):
         if not self._codec.reusable:
             self.close()
             return
-        if ex is not None and ex.paused:
+        if (ex is not None and ex.paused) or self._held:
+            self._held = False  # the batcher's later release finds nothing to do
             transport.resume_reading()  # idle connections must notice the server's close
         if self._receiving:
             self._release_due = True  # see data_received
@@ -330,6 +336,35 @@ class Http1Connection(asyncio.Protocol):
             self._release_due = False
             if not self._closed:
                 self._pool.release_http1(self)
+        elif self._pool.reads.active:
+            self._hold()
+
+    def _hold(self) -> None:
+        """Overloaded worker: let the rest of a streamed answer gather for one window."""
+        ex = self._ex
+        transport = self.transport
+        if (
+            ex is None
+            or not ex.gatherable
+            or ex.paused
+            or self._held
+            or self._closed
+            or transport is None
+        ):
+            return
+        self._held = True
+        transport.pause_reading()
+        self._pool.reads.hold(self)
+
+    def release_hold(self) -> None:
+        """The read batcher's window ended."""
+        if not self._held:
+            return
+        self._held = False
+        ex = self._ex
+        if self._closed or self.transport is None or (ex is not None and ex.paused):
+            return  # closed, or paused for the client's back-pressure: that resume will read
+        self.transport.resume_reading()
 
     def eof_received(self) -> bool | None:
         self._on_eof()

@@ -35,6 +35,7 @@ from proxy.upstream.connect import Connection, Connector, connect_mode
 from proxy.upstream.exchange import PooledExchange
 from proxy.upstream.http1 import Http1Connection
 from proxy.upstream.http2 import Http2Connection
+from proxy.upstream.read_batch import ReadBatcher
 
 if TYPE_CHECKING:
     from proxy.protocol.write_batch import WriteBatch
@@ -70,9 +71,11 @@ class OriginPool:
         counters: PoolCounters,
         on_idle: Callable[[], None],
         writes: WriteBatch,
+        reads: ReadBatcher,
     ) -> None:
         self.loop = loop
         self.writes = writes  # HTTP/1.1 requests leave at the end of the loop iteration
+        self.reads = reads  # streamed answers' reads, batched while the worker is overloaded
         self.origin = origin
         self.settings = settings
         self.clock = clock

@@ -88,6 +88,9 @@ def test_requests_latency_tokens_and_cost_are_counted(
     )
     assert value(samples, "junction_outlier_ejected", provider="mock", deployment="default") == 0
     assert total(samples, "junction_upstream_connections", state="open") >= 0
+    # A worker this idle never batches reads (proxy/server/overload.py).
+    for name in ("junction_upstream_read_batching", "junction_upstream_read_holds_total"):
+        assert samples[(name, frozenset())] == 0
     assert ("junction_event_loop_lag_seconds_count", frozenset()) in samples
     assert total(samples, "junction_worker_info") == 1
 

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.h1server import ScriptedHttp1Server, sse, stall, stream_body
@@ -150,3 +151,49 @@ def test_stream_stall_after_first_event_ends_with_in_band_error(
     assert b"event: error" in out and b"timeout_error" in out
     assert run.upstream_stats()["exchanges_active"] == 0
     lt.run(server.stop())
+
+
+def test_read_batching_under_overload_holds_no_first_token_and_loses_nothing(
+    junction_factory: Callable[..., Running],
+) -> None:
+    # Any use of the core counts as overload here: batching is on from the first sample.
+    window_s = 0.5
+    run = junction_factory(
+        upstream={"read_batching": {"start_above": 1e-6, "stop_below": 0.0, "window_s": window_s}}
+    )
+    deadline = time.monotonic() + 10
+    while run.stats()["upstream"]["read_batching"] != 1:
+        assert time.monotonic() < deadline, run.stats()
+        time.sleep(0.05)
+    body = {
+        "model": "gpt-4.1",  # served by mock-openai: translated, Anthropic in, OpenAI out
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "count"}],
+    }
+    headers = {
+        "anthropic-version": "2023-06-01",
+        "x-mock-tokens-per-s": "50",
+        "x-mock-output-tokens": "40",
+    }
+    started = time.monotonic()
+    first_token_s = None
+    events: list[dict[str, Any]] = []
+    with httpx.stream(
+        "POST", run.url + "/v1/messages", json=body, headers=headers, timeout=10
+    ) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+                if first_token_s is None and events[-1]["type"] == "content_block_delta":
+                    first_token_s = time.monotonic() - started
+    # The first token is never held for a window; the 40 tokens (0.8 s) that follow are.
+    assert first_token_s is not None and first_token_s < window_s * 0.8
+    assert run.upstream_stats()["read_holds_total"] >= 1
+    kinds = [e["type"] for e in events]
+    assert kinds[:2] == ["message_start", "content_block_start"]
+    assert kinds[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    deltas = [e for e in events if e["type"] == "content_block_delta"]
+    assert len(deltas) == 40 and all(d["delta"]["type"] == "text_delta" for d in deltas)
+    assert events[-2]["usage"]["output_tokens"] == 40

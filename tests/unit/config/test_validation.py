@@ -209,3 +209,15 @@ def test_pydantic_error_text_never_echoes_a_key() -> None:
     with pytest.raises(ValidationError) as info:
         ProviderConfig(name="p", dialect="openai", base_url="http://h", api_key="sk-leak\nx")  # type: ignore[arg-type]
     assert "sk-leak" not in str(info.value)
+
+
+def test_read_batching_thresholds_need_a_gap(tmp_path: Path) -> None:
+    text = MINIMAL + "upstream: {read_batching: {start_above: 0.6, stop_below: 0.6}}\n"
+    assert problems_of(tmp_path, text) == [
+        "upstream.read_batching.stop_below: must be below start_above"
+    ]
+    text = MINIMAL + "upstream: {read_batching: {window_s: 0, start_above: 1.5}}\n"
+    assert problems_of(tmp_path, text) == [
+        "upstream.read_batching.window_s: must be greater than 0 (got 0)",
+        "upstream.read_batching.start_above: must be at most 1 (got 1.5)",
+    ]
