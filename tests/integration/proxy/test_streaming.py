@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.h1server import ScriptedHttp1Server, sse, stall, stream_body
 
@@ -197,3 +198,31 @@ def test_read_batching_under_overload_holds_no_first_token_and_loses_nothing(
     deltas = [e for e in events if e["type"] == "content_block_delta"]
     assert len(deltas) == 40 and all(d["delta"]["type"] == "text_delta" for d in deltas)
     assert events[-2]["usage"]["output_tokens"] == 40
+
+
+def test_read_batching_follows_a_reload(junction_factory: Callable[..., Running]) -> None:
+    always = {"start_above": 1e-6, "stop_below": 0.0, "window_s": 0.5}
+    run = junction_factory(upstream={"read_batching": always})
+
+    def batching() -> Any:
+        return run.stats()["upstream"]["read_batching"]
+
+    def reload_with(section: dict[str, Any]) -> None:
+        cfg = yaml.safe_load(run.config_path.read_text())
+        cfg["upstream"] = {"read_batching": section}
+        run.config_path.write_text(yaml.safe_dump(cfg))
+        assert run.lt.call(run.worker.reload) is True
+
+    def wait_for(want: int) -> None:
+        deadline = time.monotonic() + 10
+        while batching() != want:
+            assert time.monotonic() < deadline, run.stats()
+            time.sleep(0.05)
+
+    wait_for(1)
+    reload_with({"enabled": False})
+    assert batching() == 0 and run.stats()["core_busy"] is None
+    reload_with({**always, "window_s": 0.2})
+    wait_for(1)
+    assert run.lt.call(lambda: run.worker.client.reads.window_s) == 0.2
+    assert run.stats()["core_busy"] > 0
