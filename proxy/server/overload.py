@@ -4,15 +4,15 @@ Why: near a full core, every stall of the machine (another process, the hypervis
 collection) leaves a backlog that the small remaining headroom takes many times the stall's
 length to clear; first tokens of new streams wait behind it. While overloaded, the worker
 batches the reads of streamed answers (proxy/upstream/read_batch.py), which costs a stream's
-later events up to one window of delay and gives the core back about a third of its time.
+later events up to one window of delay, spends less CPU per event and keeps the reads from
+piling up into a backlog.
 
 How this works: `OverloadGovernor` (sans-I/O) is fed the process's CPU seconds and the clock
 at each sample. It turns on when the share of one core used since the previous sample has
 reached ``start_above`` `SAMPLES_TO_SWITCH` samples in a row (one busy moment is not
 overload), and off when it has stayed below ``stop_below`` as long. The gap between the two
-is wide on purpose: batching itself lowers the share, by half or more at 50 events per second
-per stream, so a worker turned on at 80 % may well run at 55 % batched and would switch back
-and forth over any narrower gap. `OverloadMonitor` samples ``time.process_time`` every
+is wide on purpose: batching itself lowers the share, so over a narrow gap a worker near the
+upper threshold would switch back and forth. `OverloadMonitor` samples ``time.process_time`` every
 `SAMPLE_INTERVAL_S` on a loop timer and sets the batcher's ``active`` flag.
 """
 

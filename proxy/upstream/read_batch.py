@@ -2,27 +2,27 @@
 
 Why: a streamed answer arrives as one small event per provider write. Each costs Junction a
 read of the provider's socket (with the ACK the kernel sends for it), a pass through the
-translator and a write to the client: on loopback about 11 µs of kernel time per event
-against some 7 µs of our own (benchmarks/RESULTS-translation.md). When one worker carries
+translator and a write to the client: on loopback about 60 % of a worker's CPU per event is
+the kernel's (docs/architecture.md). When one worker carries
 so many streams that its core is nearly always busy, every stall of the machine leaves a
 backlog that takes many times its length to clear, and new streams' first tokens wait behind
 it. Letting a stream's events gather in the kernel for a short window and reading them in one
-go shares those per-read and per-write costs among the events: the worker spends about a
-third less per event, and the backlog clears.
+go shares those per-read and per-write costs among the events, and a worker that falls
+behind reads each stream at most once per hold instead of once per event, so no backlog of
+reads builds up for new streams' first tokens to wait behind.
 
 How this works: `ReadBatcher` is off (`active` False) until the worker's overload monitor
 turns it on (proxy/server/overload.py). While it is on, an HTTP/1.1 upstream connection whose
 exchange allows it (`PooledExchange.gatherable`: the client already has the stream's first
 content, so a first token is never held) pauses reading after each read that left the
 response unfinished, and `hold` schedules it to read again between half a window and a
-window later (`JITTER_SHARE`). Releases are
-made in passes: each pass resumes every connection due within the next millisecond, so the
-timer fires at most about once a millisecond whatever the number of streams, and the reads
-the releases bring stay as evenly spread as the holds were (released in larger groups, they
-came back as bursts that new streams' first tokens waited behind). A connection
-paused for the client's own back-pressure stays paused when its window ends; one that closed
-meanwhile is skipped. Turning the batcher off stops new holds; the held ones end with their
-window.
+window later (`JITTER_SHARE`). Releases are made in passes: each pass resumes every
+connection due within the next millisecond, so the timer fires at most about once a
+millisecond whatever the number of streams, and the reads the releases bring stay as evenly
+spread as the holds were (released in larger groups, they came back as bursts that new
+streams' first tokens waited behind). A connection paused for the client's own back-pressure
+stays paused when its window ends; one that closed meanwhile is skipped. Turning the
+batcher off stops new holds; the held ones end with their window.
 """
 
 from __future__ import annotations
