@@ -165,7 +165,8 @@ class HedgeConfig(_Section):
 
 class ReadBatchingConfig(_Section):
     """While a worker's core is nearly full, a streamed answer's later events are read in
-    batches: at most one read per ``window_s`` per stream (proxy/upstream/read_batch.py)."""
+    batches: after each read, a pause of half a ``window_s`` to a whole one
+    (proxy/upstream/read_batch.py)."""
 
     enabled: bool = True
     window_s: Annotated[float, Field(gt=0, le=1)] = 0.04

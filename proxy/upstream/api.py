@@ -49,8 +49,8 @@ class UpstreamSettings:
     max_response_header_bytes: int = 64 * 1024
     http1_codec: Literal["auto", "httptools", "h11"] = "auto"
     h2_max_streams_per_connection: int = 100  # also capped by the server's SETTINGS
-    # While the worker is overloaded, a streamed answer is read at most once per window
-    # (proxy/upstream/read_batch.py).
+    # While the worker is overloaded, a streamed answer pauses after each read for half a
+    # window to a whole one (proxy/upstream/read_batch.py).
     read_batch_window_s: float = 0.04
 
 
