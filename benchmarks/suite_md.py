@@ -112,6 +112,16 @@ def render(r: dict[str, Any]) -> str:
             out.append(f"| {LABEL[name]} | {status} | {t.get('version') or ''} |")
     out += _goals(r) + _reading(r) + _calibration(sc) + _small(sc) + _sweep(sc) + _streams_md(sc, s)
     out += _h2(sc) + _hold(sc) + _variants(sc) + _faults(sc) + _profile(sc)
+    out += [
+        "",
+        "## Dialect translation",
+        "",
+        "Measured by its own script, `.venv/bin/python benchmarks/translation.py` (about 15"
+        " minutes): a 100 KB Claude Code request translated, CPU per streamed event each way,"
+        " and the first-token latency Junction adds with up to ~1,270 translated streams open"
+        " on one worker, beside nginx on the same core. Its figures, dated by that run, are in"
+        " [RESULTS-translation.md](RESULTS-translation.md) next to this file.",
+    ]
     if r.get("plots"):
         out += ["", "## Plots", ""]
         out += [f"![{p}]({p})" for p in r["plots"]]

@@ -336,5 +336,6 @@ def test_quiet_or_shared_is_judged_on_measured_busy_time() -> None:
         "scenarios": {},
     }
     assert "The machine was quiet: cores busy" in render(results)
+    assert "[RESULTS-translation.md](RESULTS-translation.md)" in render(results)  # issue 3
     results["machine"]["background_busy_percent_after"]["cpu1"] = 25.0
     assert "**Provisional figures** (the machine was shared with other work)" in render(results)
