@@ -296,17 +296,18 @@ class DownstreamConnection(asyncio.Protocol):
         if codec is None or self._closed:
             return False
         codec.send_data(stream_id, data, end)
-        if self._head_unsent == stream_id:
+        first = self._head_unsent == stream_id
+        if first:
             self._head_unsent = 0
-            if not end:
-                # A stream's head and first content (its first token) are written now, not
-                # at the end of the loop iteration with the batch: under load an iteration
-                # carries hundreds of other streams' events, and time to first token is what
-                # a client of a stream waits on. Later chunks, and whole answers (which end
-                # here), join the batch.
-                self._flush()
-                return self.stream_writable(stream_id)
-        self._flush_soon()
+        if first and not end:
+            # A stream's head and first content (its first token) are written now, not at
+            # the end of the loop iteration with the batch: under load an iteration carries
+            # hundreds of other streams' events, and time to first token is what a client of
+            # a stream waits on. Later chunks, and whole answers (which end here), join the
+            # batch.
+            self._flush()
+        else:
+            self._flush_soon()
         return self.stream_writable(stream_id)
 
     def stream_writable(self, stream_id: int) -> bool:
