@@ -14,6 +14,7 @@ import pytest
 from proxy import __version__
 from proxy.cli import build_parser, main, resolve_config, serve_overrides
 from proxy.config import load_config
+from tests.support.ports import free_port, free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -184,13 +185,6 @@ CCR_MINIMAL = """\
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def test_import_ccr_prints_yaml_and_the_warning(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -330,7 +324,7 @@ def test_claude_not_installed_exits_127_and_starts_nothing(
     monkeypatch.setenv("PATH", str(tmp_path))
     monkeypatch.delenv("CLAUDE_PATH", raising=False)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    path = _write(tmp_path, GOOD + f"listen: {{port: {_free_port()}}}\n")
+    path = _write(tmp_path, GOOD + f"listen: {{port: {free_port()}}}\n")
     assert main(["claude", "--config", str(path), "-p", "hi"]) == 127
     assert "'claude' not found" in capsys.readouterr().err
     assert not (tmp_path / "state").exists()
@@ -379,7 +373,7 @@ def test_claude_starts_junction_once_and_runs_claude_against_it(
     fake = bin_dir / "claude"
     fake.write_text(FAKE_CLAUDE, encoding="utf-8")
     fake.chmod(0o755)
-    port, admin = _free_port(), _free_port()
+    port, admin = free_ports(2)
     ccr = CCR_MINIMAL.replace("Router:", f'APIKEY: "$CCR_KEY", PORT: {port},\n  Router:')
     config = _write(tmp_path, ccr, "config.json")
     env = _clean_env(tmp_path)
@@ -450,7 +444,7 @@ def test_claude_reports_a_gateway_that_cannot_start(tmp_path: Path, state_dir: P
             timeout=30,
         )
         assert proc.returncode == 0 and proc.stdout.startswith("args:x\n")
-    admin = _free_port()
+    admin = free_port()
     config = _write(tmp_path, GOOD + f"listen: {{port: {port}}}\nadmin: {{port: {admin}}}\n")
     env["JUNCTION_LISTEN__HOST"] = "203.0.113.1"  # not this machine's: cannot listen
     proc = subprocess.run(

@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from proxy.mock_provider import MockProvider
+from tests.support.ports import free_ports
 
 from .harness import ENV, Running, base_config
 from .rawhttp import RawConn
@@ -32,14 +33,6 @@ STREAM_MSG = json.dumps(
     }
 ).encode()
 HEADERS = [("content-type", "application/json"), ("anthropic-version", "2023-06-01")]
-
-
-def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return int(port)
 
 
 def wait_port(port: int, timeout: float = 15.0) -> None:
@@ -129,7 +122,7 @@ def _models(port: int) -> list[str]:
 
 
 def test_sighup_reload_keeps_old_config_when_new_is_bad(mock: MockProvider, tmp_path: Path) -> None:
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     cfg = base_config(mock.port, listen={"port": port}, admin={"port": admin})
     path = tmp_path / "junction.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -163,7 +156,7 @@ def test_sighup_reload_keeps_old_config_when_new_is_bad(mock: MockProvider, tmp_
 
 
 def test_two_workers_share_the_port_and_exit_cleanly(mock: MockProvider, tmp_path: Path) -> None:
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     cfg = base_config(mock.port, listen={"port": port}, admin={"port": admin})
     path = tmp_path / "junction.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -211,7 +204,7 @@ def _alive(pid: int) -> bool:
 def test_workers_exit_when_their_supervisor_is_killed(mock: MockProvider, tmp_path: Path) -> None:
     """SIGKILL leaves the supervisor no chance to relay a stop: the kernel's parent-death
     signal drains the workers instead of leaving them serving, orphaned, forever."""
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     cfg = base_config(mock.port, listen={"port": port}, admin={"port": admin})
     path = tmp_path / "junction.yaml"
     path.write_text(yaml.safe_dump(cfg))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
 import redis
+
+from tests.support.ports import free_port
 
 START_TIMEOUT_S = 5.0
 
@@ -26,12 +27,6 @@ def redis_binary() -> str:
             "with apt-get)"
         )
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class RedisServer:

@@ -32,6 +32,7 @@ from benchmarks.resilience_peers import (
 )
 from benchmarks.workload import BODY, MODEL
 from proxy.config.loader import load_config_dict
+from tests.support.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[3]
 PORTS = PeerPorts.from_base(21000)
@@ -213,13 +214,6 @@ def test_goals_and_the_weighted_section() -> None:
 # -- the counting mocks, live -----------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def post(port: int) -> int:
     req = urllib.request.Request(
         f"http://127.0.0.1:{port}/v1/messages",
@@ -235,7 +229,7 @@ def post(port: int) -> int:
 
 
 def test_counting_mocks_fail_as_told_and_count_what_each_received(tmp_path: Path) -> None:
-    ok, failing = free_port(), free_port()
+    ok, failing = free_ports(2)
     counts = tmp_path / "counts.json"
     argv = [sys.executable, "-m", "benchmarks.counting_mocks", "--counts", str(counts)]
     argv += ["--deployment", "ok", str(ok), "0", "status:500"]

@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -73,12 +72,6 @@ def compose() -> dict[str, Any]:
     doc = load_yaml(COMPOSE_FILE)
     assert isinstance(doc, dict)
     return doc
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http_status(url: str, timeout_s: float = 2.0) -> int | None:

@@ -22,6 +22,7 @@ import jsonschema
 import pytest
 
 from proxy.config import load_config
+from tests.support.ports import free_ports
 
 from .support import (
     COMPOSE_FILE,
@@ -31,7 +32,6 @@ from .support import (
     Child,
     child_env,
     compose,
-    free_port,
     image_command,
     interpolate_values,
 )
@@ -125,9 +125,7 @@ class Stack:
     def __init__(self, workdir: Path, redis_url: str) -> None:
         self.workdir = workdir
         self.env = {"MOCK_API_KEY": "stack-test-key-0123456789"}
-        self.mock_port = free_port()
-        self.port = free_port()
-        self.admin_port = free_port()
+        self.mock_port, self.port, self.admin_port = free_ports(3)
         self.redis_url = redis_url
         self.children: list[Child] = []
 

@@ -24,6 +24,7 @@ import pytest
 
 from proxy.config import load_config
 from proxy.config.model import ServerConfig
+from tests.support.ports import free_ports
 
 from .support import (
     CHART,
@@ -31,7 +32,6 @@ from .support import (
     REPO,
     Child,
     child_env,
-    free_port,
     image_command,
     load_yaml,
 )
@@ -238,7 +238,7 @@ def test_image_command_serves_and_its_healthcheck_passes(tmp_path: Path) -> None
     final = final_stage()
     argv = image_command(one(final, "ENTRYPOINT").exec_form() + one(final, "CMD").exec_form())
     argv[argv.index("/etc/junction/junction.yaml")] = str(DEPLOY / "junction.yaml")
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     env = child_env(
         {
             "JUNCTION_LISTEN__HOST": "127.0.0.1",

@@ -19,9 +19,10 @@ import pytest
 import yaml
 
 from proxy.config import load_config
+from tests.support.ports import free_ports
 
 from .chart import SIDECAR_VALUES, chart_values, merge_values
-from .support import CHART, Child, child_env, free_port, http_status, image_command, load_yaml
+from .support import CHART, Child, child_env, http_status, image_command, load_yaml
 
 if importlib.util.find_spec("helm_python") is None:
     pytest.skip(
@@ -266,7 +267,7 @@ def test_rendered_gateway_container_runs(tmp_path: Path) -> None:
     args = [str(config) if a == "/etc/junction/junction.yaml" else a for a in c["args"]]
     env = {k: v for k, v in env_of(c).items() if isinstance(v, str)}
     env.update(kinds["Secret"][f"{FULLNAME}-secrets"]["stringData"])  # what envFrom brings
-    port, admin = free_port(), free_port()
+    port, admin = free_ports(2)
     env.update(
         JUNCTION_LISTEN__HOST="127.0.0.1",
         JUNCTION_LISTEN__PORT=str(port),
